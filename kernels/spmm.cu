@@ -187,9 +187,19 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 	}
 	for (int i = tid; i < 2 * TM * TK / 8; i += THREADS)
 		((uint4 *)dense)[i] = make_uint4(0, 0, 0, 0);
-	xstage<NT> xs;
-	x_load<NT>(xs, a, nb, t0 % a.tiles_k, tid);
-	x_store<NT>(xs, xb + (t0 & 1) * NT * TK, tid);
+	/* X of tile t lives in register set xs[t & 1] from complete(t - 2) until complete(t) stores it */
+	xstage<NT> xs0, xs1;
+	if (t0 & 1) {
+		x_load<NT>(xs1, a, nb, t0 % a.tiles_k, tid);
+		x_store<NT>(xs1, xb + NT * TK, tid);
+		if (t0 + 1 < t1)
+			x_load<NT>(xs0, a, nb, (t0 + 1) % a.tiles_k, tid);
+	} else {
+		x_load<NT>(xs0, a, nb, t0 % a.tiles_k, tid);
+		x_store<NT>(xs0, xb, tid);
+		if (t0 + 1 < t1)
+			x_load<NT>(xs1, a, nb, (t0 + 1) % a.tiles_k, tid);
+	}
 	__syncthreads();
 
 	float acc[2][NF][4];
@@ -205,17 +215,26 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 	int seg_j0 = t0 % a.tiles_k;
 	int tv_start = v0;
 	int tv_end = t < t1 ? max(clampv(__ldg(a.off + t + 1), a.nvec), tv_start) : 0x7fffffff;
-	int next_off = __ldg(a.off + min(t + 2, t1));
+	int off_a = __ldg(a.off + min(t + 2, t1)), off_b = __ldg(a.off + min(t + 3, t1)); /* ends of t+1, t+2 */
 	int done = v0;
 	const int g8 = lane >> 2, q4 = lane & 3;
 
 	/* tile t's last vector is scattered: multiply, zero own rows, flush a finished segment */
 	auto complete = [&]() {
-		if (t > t0)
-			x_store<NT>(xs, xb + (t & 1) * NT * TK, tid);
+		if (t & 1) {
+			if (t > t0)
+				x_store<NT>(xs1, xb + NT * TK, tid);
+		} else {
+			if (t > t0)
+				x_store<NT>(xs0, xb, tid);
+		}
 		__syncthreads();
-		if (t + 1 < t1)
-			x_load<NT>(xs, a, nb, (t + 1) % a.tiles_k, tid);
+		if (t + 2 < t1) { /* two tiles ahead: a whole tile of work hides the load */
+			if (t & 1)
+				x_load<NT>(xs1, a, nb, (t + 2) % a.tiles_k, tid);
+			else
+				x_load<NT>(xs0, a, nb, (t + 2) % a.tiles_k, tid);
+		}
 		uint16_t *dt = dense + (t & 1) * TM * TK;
 		const uint16_t *xt = xb + (t & 1) * NT * TK;
 		if (tv_end > tv_start) {
@@ -230,17 +249,31 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 						     : "=r"(af[mf][0]), "=r"(af[mf][1]), "=r"(af[mf][2]), "=r"(af[mf][3])
 						     : "r"(addr));
 				}
-#pragma unroll
-				for (int f = 0; f < NF; f++) {
+				if (NF == 1) {
 					unsigned bf[2];
-					int nr = f * 8 + (lane & 7), ch = 2 * s + ((lane >> 3) & 1);
+					int nr = lane & 7, ch = 2 * s + ((lane >> 3) & 1);
 					unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
 					asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
 						     : "=r"(bf[0]), "=r"(bf[1])
 						     : "r"(addr));
 #pragma unroll
 					for (int mf = 0; mf < 2; mf++)
-						mma16816<BF>(acc[mf][f], af[mf], bf);
+						mma16816<BF>(acc[mf][0], af[mf], bf);
+				} else {
+#pragma unroll
+					for (int f = 0; f < NF; f += 2) {
+						unsigned bf[4];
+						int nr = (f + (lane >> 4)) * 8 + (lane & 7), ch = 2 * s + ((lane >> 3) & 1);
+						unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
+						asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+							     : "=r"(bf[0]), "=r"(bf[1]), "=r"(bf[2]), "=r"(bf[3])
+							     : "r"(addr));
+#pragma unroll
+						for (int mf = 0; mf < 2; mf++) {
+							mma16816<BF>(acc[mf][f], af[mf], bf);
+							mma16816<BF>(acc[mf][f + 1], af[mf], bf + 2);
+						}
+					}
 				}
 			}
 			__syncwarp();
@@ -310,8 +343,9 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 		t++;
 		tv_start = tv_end;
 		if (t < t1) {
-			tv_end = max(clampv(next_off, a.nvec), tv_start);
-			next_off = __ldg(a.off + min(t + 2, t1));
+			tv_end = max(clampv(off_a, a.nvec), tv_start);
+			off_a = off_b;
+			off_b = __ldg(a.off + min(t + 3, t1));
 		} else {
 			tv_end = 0x7fffffff;
 		}
