@@ -9,5 +9,6 @@ grep -q '^model.layers.4.mlp.down_proj.weight *F32 *\[64, 172\] *44032 ' <<<"$ou
 grep -q '^total: 47 tensors in 1 file, 260032 elements' <<<"$out" || { echo "FAIL: totals"; exit 1; }
 json=$("$FPK_BIN" inspect --json "$m/model.safetensors")
 grep -q '"tensors":[[:space:]]*47' <<<"$json" || { echo "FAIL: json totals"; echo "$json" | tail; exit 1; }
-"$FPK_BIN" inspect "$FPK_SHARED/testdata/stories260K-fp16" | grep -q 'F16' || { echo "FAIL: fp16"; exit 1; }
+out16=$("$FPK_BIN" inspect "$FPK_SHARED/testdata/stories260K-fp16")
+grep -q "F16" <<<"$out16" || { echo "FAIL: fp16"; exit 1; }
 echo ok

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <unistd.h>
 
+#ifdef __FLT16_MAX__ /* gcc >= 12 on x86-64; clang 14 (fuzz builds) lacks _Float16 there */
 static void f16_should_match_the_compiler_for_every_pattern(void)
 {
 	int bad = 0;
@@ -44,6 +45,7 @@ static void f16_should_match_the_compiler_for_every_pattern(void)
 	}
 	CHECK_EQ_INT(badr, 0);
 }
+#endif
 
 static void bf16_should_round_to_nearest_even(void)
 {
@@ -149,7 +151,11 @@ static void outdir_should_refuse_existing_without_force(void)
 
 int main(void)
 {
+#ifdef __FLT16_MAX__
 	RUN(f16_should_match_the_compiler_for_every_pattern);
+#else
+	fprintf(stderr, "skip f16_should_match_the_compiler_for_every_pattern: no _Float16 in this compiler\n");
+#endif
 	RUN(bf16_should_round_to_nearest_even);
 	RUN(crc32_should_give_the_standard_check_value);
 	RUN(parallel_for_should_run_all_items_and_carry_the_first_error);
