@@ -1,0 +1,441 @@
+/* tcsl.c: Tiled-CSL encoder (ahead-of-time bank-conflict reordering or row-major order), decoder and validator,
+ * exactly as docs/format.md section 2. Two passes over tiles (count, then fill), parallel and deterministic.
+ * Tested by tests/unit/test_tcsl.c; speed by bench/bench_encode.c. */
+#include "tcsl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TM FPK_TCSL_TILE_M
+#define TK FPK_TCSL_TILE_K
+#define NBANK 32
+#define BANK_CAP 256 /* locs per bank: 128 rows x 2 swizzled columns */
+#define TILES_PER_ITEM 16
+
+int64_t fpk_tcsl_tiles(int64_t m, int64_t k)
+{
+	return ((m + TM - 1) / TM) * ((k + TK - 1) / TK);
+}
+
+void fpk_tcsl_release(fpk_tcsl *t)
+{
+	if (!t)
+		return;
+	free(t->values);
+	free(t->offsets);
+	t->values = NULL;
+	t->offsets = NULL;
+}
+
+/* ---- per-tile scratch, one per worker ---- */
+typedef struct tile_scratch {
+	uint32_t bank[NBANK][BANK_CAP]; /* L[b]: entries in scan order, pads appended */
+	uint16_t cnt[NBANK];
+	uint64_t nzmask[TM];            /* bit c set when column c of row r is non-zero (logical region only) */
+} tile_scratch;
+
+typedef struct enc_ctx {
+	const uint16_t *w;
+	int64_t m, k, tiles_m, tiles_k, T;
+	fpk_dtype dtype;
+	int reorder, allow_nan;
+	uint32_t *tile_nnz;  /* (T) pass 1 */
+	uint64_t *tile_start; /* (T+1) in entries, pass 1 -> prefix */
+	uint32_t *values;
+	tile_scratch *scratch;
+} enc_ctx;
+
+static inline int is_nan16(uint16_t v, fpk_dtype dt)
+{
+	uint16_t a = v & 0x7fffu;
+	return dt == FPK_BF16 ? a > 0x7f80u : a > 0x7c00u;
+}
+
+/* tile geometry: rows [r0, r0 + nr), columns [c0, c0 + nc) of W fall in tile t */
+static inline void tile_geom(const enc_ctx *c, int64_t t, int64_t *r0, int *nr, int64_t *c0, int *nc)
+{
+	int64_t i = t / c->tiles_k, j = t % c->tiles_k;
+	*r0 = i * TM;
+	*c0 = j * TK;
+	int64_t rr = c->m - *r0, cc = c->k - *c0;
+	*nr = (int)(rr < TM ? rr : TM);
+	*nc = (int)(cc < TK ? cc : TK);
+}
+
+static int count_tile(enc_ctx *c, int64_t t)
+{
+	int64_t r0, c0;
+	int nr, nc;
+	tile_geom(c, t, &r0, &nr, &c0, &nc);
+	uint32_t n = 0;
+	unsigned bad = 0;
+	uint16_t lim = c->dtype == FPK_BF16 ? 0x7f80u : 0x7c00u;
+	for (int r = 0; r < nr; r++) {
+		const uint16_t *row = c->w + (r0 + r) * c->k + c0;
+		for (int x = 0; x < nc; x++) {
+			uint16_t a = row[x] & 0x7fffu;
+			n += a != 0;
+			bad |= a > lim;
+		}
+	}
+	if (bad && !c->allow_nan) {
+		for (int r = 0; r < nr; r++)
+			for (int x = 0; x < nc; x++)
+				if (is_nan16(c->w[(r0 + r) * c->k + c0 + x], c->dtype))
+					return fpk_error_set(FPK_EFORMAT,
+							     "NaN at [%lld, %lld] (row-major index %lld); use --allow-nan to store it",
+							     (long long)(r0 + r), (long long)(c0 + x),
+							     (long long)((r0 + r) * c->k + c0 + x));
+	}
+	c->tile_nnz[t] = n;
+	return 0;
+}
+
+static int count_item(void *ctx, size_t item, int tid)
+{
+	(void)tid;
+	enc_ctx *c = ctx;
+	int64_t t0 = (int64_t)item * TILES_PER_ITEM, t1 = t0 + TILES_PER_ITEM;
+	if (t1 > c->T)
+		t1 = c->T;
+	for (int64_t t = t0; t < t1; t++) {
+		int rc = count_tile(c, t);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* non-zero mask of one row (columns >= nc are zero) */
+static inline uint64_t row_mask(const uint16_t *row, int nc)
+{
+	uint64_t mk = 0;
+	for (int x = 0; x < nc; x++)
+		mk |= (uint64_t)((row[x] & 0x7fffu) != 0) << x;
+	return mk;
+}
+
+static inline uint16_t bits_at(const enc_ctx *c, int64_t r0, int nr, int64_t c0, int nc, int r, int x)
+{
+	if (r >= nr || x >= nc)
+		return 0;
+	return c->w[(r0 + r) * c->k + c0 + x];
+}
+
+/* row-major variant: non-zeros in scan order; the first pad zeros met are emitted inline with their bits */
+static void fill_tile_scan(enc_ctx *c, int64_t t, tile_scratch *s)
+{
+	int64_t r0, c0;
+	int nr, nc;
+	tile_geom(c, t, &r0, &nr, &c0, &nc);
+	uint32_t *out = c->values + c->tile_start[t];
+	uint32_t nnz = c->tile_nnz[t];
+	unsigned pad = (4u - (nnz & 3u)) & 3u;
+	(void)s;
+	size_t o = 0;
+	for (int r = 0; r < TM; r++) {
+		uint64_t mk = 0;
+		const uint16_t *row = NULL;
+		if (r < nr) {
+			row = c->w + (r0 + r) * c->k + c0;
+			mk = row_mask(row, nc);
+		}
+		uint64_t emit = mk;
+		if (pad) {
+			uint64_t z = ~mk;
+			while (pad && z) {
+				uint64_t low = z & (~z + 1);
+				emit |= low;
+				z &= z - 1;
+				pad--;
+			}
+		}
+		while (emit) {
+			int x = __builtin_ctzll(emit);
+			emit &= emit - 1;
+			uint16_t v = bits_at(c, r0, nr, c0, nc, r, x);
+			out[o++] = (uint32_t)v | (uint32_t)fpk_tcsl_loc((unsigned)r, (unsigned)x) << 16;
+		}
+	}
+}
+
+/* the first zero loc of bank b in scan order (r, then c) that is not yet taken by a pad */
+static int bank_zero_loc(const tile_scratch *s, unsigned b, const uint32_t *taken, int ntaken)
+{
+	for (unsigned r = 0; r < TM; r++) {
+		for (unsigned h = 0; h < 2; h++) {
+			unsigned sc = 2 * b + h, x = sc ^ ((r & 7u) * 8u);
+			if (s->nzmask[r] >> x & 1u)
+				continue;
+			unsigned loc = r * 64u + sc;
+			int used = 0;
+			for (int q = 0; q < ntaken; q++)
+				used |= taken[q] == loc;
+			if (!used)
+				return (int)loc;
+		}
+	}
+	return -1;
+}
+
+static void fill_tile_reorder(enc_ctx *c, int64_t t, tile_scratch *s)
+{
+	int64_t r0, c0;
+	int nr, nc;
+	tile_geom(c, t, &r0, &nr, &c0, &nc);
+	uint32_t *out = c->values + c->tile_start[t];
+	memset(s->cnt, 0, sizeof(s->cnt));
+	/* 1. scan: append non-zeros to their bank */
+	for (int r = 0; r < TM; r++) {
+		uint64_t mk = 0;
+		if (r < nr) {
+			const uint16_t *row = c->w + (r0 + r) * c->k + c0;
+			mk = row_mask(row, nc);
+			uint64_t e = mk;
+			unsigned sw = ((unsigned)r & 7u) * 8u;
+			while (e) {
+				unsigned x = (unsigned)__builtin_ctzll(e);
+				e &= e - 1;
+				unsigned loc = (unsigned)r * 64u + (x ^ sw);
+				unsigned b = fpk_tcsl_bank(loc);
+				s->bank[b][s->cnt[b]++] = (uint32_t)row[x] | (uint32_t)loc << 16;
+			}
+		}
+		s->nzmask[r] = mk;
+	}
+	/* 2. pad into the emptiest bank (lowest index on ties), each pad on a distinct zero loc */
+	uint32_t nnz = c->tile_nnz[t];
+	unsigned pad = (4u - (nnz & 3u)) & 3u;
+	uint32_t taken[3];
+	for (unsigned p = 0; p < pad; p++) {
+		unsigned best = 0;
+		for (unsigned b = 1; b < NBANK; b++)
+			if (s->cnt[b] < s->cnt[best])
+				best = b;
+		int loc = bank_zero_loc(s, best, taken, (int)p);
+		/* cannot fail: nnz + p < 8192, so the emptiest bank has fewer than 256 entries, i.e. a free zero */
+		taken[p] = (uint32_t)loc;
+		s->bank[best][s->cnt[best]++] = (uint32_t)loc << 16;
+	}
+	uint32_t n = nnz + pad, V = n / 4, R = V / 32, Rem = V % 32;
+	/* buckets by count: mask[cnt] = banks holding cnt entries; the largest count only decreases */
+	uint32_t mask[BANK_CAP + 1];
+	memset(mask, 0, sizeof(mask));
+	unsigned maxc = 0;
+	for (unsigned b = 0; b < NBANK; b++) {
+		mask[s->cnt[b]] |= 1u << b;
+		if (s->cnt[b] > maxc)
+			maxc = s->cnt[b];
+	}
+#define PICK(dst)                                                                                           \
+	do {                                                                                                     \
+		while (!mask[maxc])                                                                                  \
+			maxc--;                                                                                          \
+		unsigned b_ = (unsigned)__builtin_ctz(mask[maxc]);                                                  \
+		mask[maxc] &= ~(1u << b_);                                                                           \
+		mask[maxc - 1] |= 1u << b_;                                                                          \
+		(dst) = s->bank[b_][--s->cnt[b_]];                                                                   \
+	} while (0)
+	/* 4. tail first: Tail[lane] pushed for v = 0..3, emitted by pop-last: slot 3 - v */
+	uint32_t *tail = out + (size_t)R * 128;
+	for (unsigned v = 0; v < 4; v++)
+		for (unsigned lane = 0; lane < Rem; lane++)
+			PICK(tail[lane * 4 + 3 - v]);
+	/* 5./6. main rounds: Main[lane] pushed in (round, v) order, emitted by pop-last: round R-1-round, slot 3-v */
+	for (unsigned round = 0; round < R; round++)
+		for (unsigned v = 0; v < 4; v++) {
+			uint32_t *dst = out + (size_t)(R - 1 - round) * 128 + (3 - v);
+			for (unsigned lane = 0; lane < 32; lane++)
+				PICK(dst[lane * 4]);
+		}
+#undef PICK
+}
+
+static int fill_item(void *ctx, size_t item, int tid)
+{
+	enc_ctx *c = ctx;
+	int64_t t0 = (int64_t)item * TILES_PER_ITEM, t1 = t0 + TILES_PER_ITEM;
+	if (t1 > c->T)
+		t1 = c->T;
+	for (int64_t t = t0; t < t1; t++) {
+		if (c->reorder)
+			fill_tile_reorder(c, t, &c->scratch[tid]);
+		else
+			fill_tile_scan(c, t, &c->scratch[tid]);
+	}
+	return 0;
+}
+
+int fpk_tcsl_encode(fpk_tcsl *out, const uint16_t *w, int64_t m, int64_t k, fpk_dtype dtype, int reorder,
+		    int allow_nan, int nthreads)
+{
+	int rc = 0;
+	enc_ctx c;
+	memset(&c, 0, sizeof(c));
+	memset(out, 0, sizeof(*out));
+	if (dtype != FPK_F16 && dtype != FPK_BF16)
+		return fpk_error_set(FPK_EFORMAT, "dtype '%s' cannot be encoded, expected F16 or BF16",
+				     dtype < FPK_DTYPE_COUNT ? fpk_dtypes[dtype].name : "?");
+	if (m < 1 || k < 1)
+		return fpk_error_set(FPK_EFORMAT, "shape [%lld, %lld] cannot be encoded, expected both dims >= 1",
+				     (long long)m, (long long)k);
+	if (nthreads < 1)
+		nthreads = fpk_default_threads();
+	c.w = w;
+	c.m = m;
+	c.k = k;
+	c.tiles_m = (m + TM - 1) / TM;
+	c.tiles_k = (k + TK - 1) / TK;
+	c.T = c.tiles_m * c.tiles_k;
+	c.dtype = dtype;
+	c.reorder = reorder;
+	c.allow_nan = allow_nan;
+	if ((uint64_t)c.T > (uint64_t)INT32_MAX / 4)
+		return fpk_error_set(FPK_EFORMAT, "shape [%lld, %lld] has too many tiles", (long long)m, (long long)k);
+	size_t items = (size_t)((c.T + TILES_PER_ITEM - 1) / TILES_PER_ITEM);
+	c.tile_nnz = malloc((size_t)c.T * sizeof(*c.tile_nnz));
+	c.tile_start = malloc((size_t)(c.T + 1) * sizeof(*c.tile_start));
+	out->offsets = malloc((size_t)(c.T + 2) * sizeof(*out->offsets));
+	if (!c.tile_nnz || !c.tile_start || !out->offsets) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	rc = fpk_parallel_for(items, nthreads, count_item, &c);
+	if (rc)
+		goto done;
+	uint64_t acc = 0, nnz = 0;
+	for (int64_t t = 0; t < c.T; t++) {
+		c.tile_start[t] = acc;
+		out->offsets[t] = (int32_t)(acc / 4);
+		nnz += c.tile_nnz[t];
+		acc += (c.tile_nnz[t] + 3u) & ~3u;
+		if (acc / 4 > (uint64_t)INT32_MAX) {
+			rc = fpk_error_set(FPK_EFORMAT, "matrix [%lld, %lld] has too many entries for int32 tile offsets",
+					   (long long)m, (long long)k);
+			goto done;
+		}
+	}
+	c.tile_start[c.T] = acc;
+	out->offsets[c.T] = (int32_t)(acc / 4);
+	out->offsets[c.T + 1] = (int32_t)(acc / 4);
+	out->values = malloc(acc ? acc * sizeof(uint32_t) : 4);
+	int nw = nthreads < (int)items ? nthreads : (int)items;
+	if (nw < 1)
+		nw = 1;
+	c.scratch = malloc((size_t)nw * sizeof(*c.scratch));
+	if (!out->values || !c.scratch) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	c.values = out->values;
+	rc = fpk_parallel_for(items, nw, fill_item, &c);
+	if (rc)
+		goto done;
+	out->m = m;
+	out->k = k;
+	out->tiles_m = c.tiles_m;
+	out->tiles_k = c.tiles_k;
+	out->m_pad = c.tiles_m * TM;
+	out->k_pad = c.tiles_k * TK;
+	out->dtype = dtype;
+	out->reordered = reorder ? 1 : 0;
+	out->nnz = nnz;
+	out->n_entries = acc;
+done:
+	free(c.tile_nnz);
+	free(c.tile_start);
+	free(c.scratch);
+	if (rc)
+		fpk_tcsl_release(out);
+	return rc;
+}
+
+int fpk_tcsl_decode(const fpk_tcsl *t, uint16_t *w)
+{
+	int64_t T = t->tiles_m * t->tiles_k;
+	memset(w, 0, (size_t)(t->m * t->k) * sizeof(uint16_t));
+	for (int64_t ti = 0; ti < T; ti++) {
+		int64_t a = (int64_t)t->offsets[ti] * 4, b = (int64_t)t->offsets[ti + 1] * 4;
+		if (a < 0 || b < a || (uint64_t)b > t->n_entries)
+			return fpk_error_set(FPK_EFORMAT, "tile %lld: entries [%lld, %lld) are outside the %llu stored entries",
+					     (long long)ti, (long long)a, (long long)b, (unsigned long long)t->n_entries);
+		int64_t r0 = ti / t->tiles_k * TM, c0 = ti % t->tiles_k * TK;
+		for (int64_t e = a; e < b; e++) {
+			uint32_t v = t->values[e];
+			unsigned loc = v >> 16;
+			if (loc >= FPK_TCSL_TILE_ELEMS)
+				return fpk_error_set(FPK_EFORMAT, "entry %lld: loc %u is out of range, expected < 8192",
+						     (long long)e, loc);
+			unsigned r = loc >> 6, x = (loc & 63u) ^ ((r & 7u) * 8u);
+			int64_t row = r0 + r, col = c0 + x;
+			if (row < t->m && col < t->k)
+				w[row * t->k + col] = (uint16_t)(v & 0xffffu);
+		}
+	}
+	return 0;
+}
+
+int fpk_tcsl_validate(const fpk_tcsl *t, const char *name, uint64_t nnz_expect)
+{
+	int64_t T = t->tiles_m * t->tiles_k;
+	const int32_t *o = t->offsets;
+	if (o[0] != 0)
+		return fpk_error_set(FPK_EFORMAT, "tensor '%s': tcsl_offsets[0] is %d, expected 0 (rule R7)", name, o[0]);
+	for (int64_t i = 0; i < T; i++)
+		if (o[i + 1] < o[i])
+			return fpk_error_set(FPK_EFORMAT,
+					     "tensor '%s': tcsl_offsets not monotone: [%lld] = %d < [%lld] = %d (rule R8)", name,
+					     (long long)(i + 1), o[i + 1], (long long)i, o[i]);
+	if (o[T + 1] != o[T])
+		return fpk_error_set(FPK_EFORMAT, "tensor '%s': sentinel tcsl_offsets[%lld] is %d, expected %d (rule R9)",
+				     name, (long long)(T + 1), o[T + 1], o[T]);
+	if ((uint64_t)o[T] * 4 != t->n_entries)
+		return fpk_error_set(FPK_EFORMAT,
+				     "tensor '%s': tcsl_offsets[%lld] * 4 = %llu, expected the %llu entries of tcsl_values (rule R10)",
+				     name, (long long)T, (unsigned long long)o[T] * 4, (unsigned long long)t->n_entries);
+	uint64_t seen[FPK_TCSL_TILE_ELEMS / 64];
+	uint64_t nnz = 0;
+	for (int64_t ti = 0; ti < T; ti++) {
+		int64_t a = (int64_t)o[ti] * 4, b = (int64_t)o[ti + 1] * 4;
+		int64_t r0 = ti / t->tiles_k * TM, c0 = ti % t->tiles_k * TK;
+		unsigned zeros = 0;
+		memset(seen, 0, sizeof(seen));
+		for (int64_t e = a; e < b; e++) {
+			uint32_t v = t->values[e];
+			unsigned loc = v >> 16;
+			uint16_t bits = (uint16_t)(v & 0xffffu);
+			if (loc >= FPK_TCSL_TILE_ELEMS)
+				return fpk_error_set(FPK_EFORMAT,
+						     "tensor '%s': tcsl_values[%lld] (tile %lld) has loc %u, expected < 8192 (rule R11)",
+						     name, (long long)e, (long long)ti, loc);
+			if (seen[loc >> 6] >> (loc & 63) & 1u)
+				return fpk_error_set(FPK_EFORMAT,
+						     "tensor '%s': tcsl_values[%lld] repeats loc %u within tile %lld (rule R12)", name,
+						     (long long)e, loc, (long long)ti);
+			seen[loc >> 6] |= 1ull << (loc & 63);
+			if ((bits & 0x7fffu) == 0) {
+				if (++zeros > 3)
+					return fpk_error_set(FPK_EFORMAT,
+							     "tensor '%s': tile %lld holds %u zero entries, expected at most 3 pads (rule R13)",
+							     name, (long long)ti, zeros);
+				if (bits != 0 && t->reordered)
+					return fpk_error_set(FPK_EFORMAT,
+							     "tensor '%s': pad tcsl_values[%lld] has bits 0x%04x, expected +0.0 (rule R13)",
+							     name, (long long)e, bits);
+				continue;
+			}
+			nnz++;
+			unsigned r = loc >> 6, x = (loc & 63u) ^ ((r & 7u) * 8u);
+			if (r0 + r >= t->m || c0 + x >= t->k)
+				return fpk_error_set(FPK_EFORMAT,
+						     "tensor '%s': non-zero tcsl_values[%lld] lies at [%lld, %lld], outside the logical "
+						     "shape [%lld, %lld] (rule R14)",
+						     name, (long long)e, (long long)(r0 + r), (long long)(c0 + x), (long long)t->m,
+						     (long long)t->k);
+		}
+	}
+	if (nnz_expect != UINT64_MAX && nnz != nnz_expect)
+		return fpk_error_set(FPK_EFORMAT, "tensor '%s': tcsl_values hold %llu non-zeros, metadata nnz says %llu (rule R15)",
+				     name, (unsigned long long)nnz, (unsigned long long)nnz_expect);
+	return 0;
+}
