@@ -110,7 +110,7 @@ int cmd_prune(int argc, char **argv)
 	fpk_prune_report rep;
 	memset(&rep, 0, sizeof(rep));
 	out_dir = scope_s = pattern_s = NULL;
-	sparsity = NAN;
+	sparsity = -INFINITY; /* "not given" */
 	dry_run = threads = json_out = force = allow_nonfinite = 0;
 	memset(&includes, 0, sizeof(includes));
 	memset(&excludes, 0, sizeof(excludes));
@@ -158,7 +158,7 @@ int cmd_prune(int argc, char **argv)
 		}
 		o.pattern_n = (int)n;
 		o.pattern_m = (int)m;
-		if (!isnan(sparsity) && fabs(sparsity - (double)(m - n) / (double)m) > 1e-9) {
+		if (sparsity != -INFINITY && fabs(sparsity - (double)(m - n) / (double)m) > 1e-9) {
 			fpk_error_set(FPK_EUSAGE, "--sparsity %g contradicts --pattern %s (which means sparsity %g)", sparsity,
 				      pattern_s, (double)(m - n) / (double)m);
 			ex = cli_fail("prune", FPK_EUSAGE);
@@ -166,7 +166,7 @@ int cmd_prune(int argc, char **argv)
 		}
 		o.sparsity = (double)(m - n) / (double)m;
 	} else {
-		if (isnan(sparsity)) {
+		if (sparsity == -INFINITY) {
 			fpk_error_set(FPK_EUSAGE, "--sparsity S is required (or --pattern N:M)");
 			ex = cli_fail("prune", FPK_EUSAGE);
 			goto done;

@@ -432,7 +432,8 @@ static int write_outputs(run *r, const char *dir)
 		const fpk_st_file *f = m->shards[s];
 		char *path = NULL;
 		if (!o->dry_run) {
-			path = fpk_path_join(dir, m->shard_names[s]);
+			/* a single-file input becomes OUT/model.safetensors, so OUT is a model directory */
+			path = fpk_path_join(dir, fpk_is_dir(o->in) ? m->shard_names[s] : "model.safetensors");
 			char *slash = path ? strrchr(path, '/') : NULL;
 			if (!path) {
 				rc = fpk_error_set(FPK_EIO, "out of memory");
