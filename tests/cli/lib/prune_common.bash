@@ -30,14 +30,14 @@ no_output() {
 zeros_of() {
 	"$FPK_BIN" inspect --json "$1" | awk -v want="$2" '
 		/"name":/ { gsub(/[",]/, "", $2); name = $2 }
-		/"zeros":/ && name == want { gsub(/,/, "", $2); print $2; exit }'
+		/"zeros":/ && name == want && !done { gsub(/,/, "", $2); print $2; done = 1 }'
 }
 
 # elements_of PATH NAME
 elements_of() {
 	"$FPK_BIN" inspect --json "$1" | awk -v want="$2" '
 		/"name":/ { gsub(/[",]/, "", $2); name = $2 }
-		/"elements":/ && name == want { gsub(/,/, "", $2); print $2; exit }'
+		/"elements":/ && name == want && !done { gsub(/,/, "", $2); print $2; done = 1 }'
 }
 
 # round S N: round(S * N) as the prune contract defines it (half away from zero)
