@@ -48,5 +48,6 @@ grep -q 'is below --min-sparsity 0.5000' "$W/pk/pack_report.json" || fail "dense
 # inspect knows packs
 "$B" inspect "$W/p16a" > "$W/inspect.txt"
 grep -q '^pack: tiled-csl version 1, 35 encoded tensors' "$W/inspect.txt" || fail "inspect shows no pack info"
-"$B" inspect --json "$W/p16a" | grep -q '"padded_shape"' || fail "inspect --json shows no pack info"
+"$B" inspect --json "$W/p16a" > "$W/inspect.json"
+grep -q "\"padded_shape\"" "$W/inspect.json" || fail "inspect --json shows no pack info"
 echo "ok"
