@@ -37,7 +37,7 @@ sanitize: deps
 
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	CC=clang cmake -S . -B build-fuzz -DFPK_CUDA=OFF -DFPK_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
+	CC=clang cmake -S . -B build-fuzz -DFPK_CUDA=OFF -DFPK_FUZZ=ON -DFPK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-fuzz -j $(JOBS)
 	@for f in build-fuzz/fuzz/fuzz_*; do \
 		c=tests/fuzz/corpus/$$(basename $$f | sed s/fuzz_//); mkdir -p build-fuzz/corpus-$$(basename $$f); \

@@ -22,7 +22,8 @@ static int get_int(const cJSON *o, const char *key, int required, int dflt, int 
 		*out = dflt;
 		return 0;
 	}
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 0)
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1e9) ||
+	    v->valuedouble != (double)(int)v->valuedouble)
 		return fpk_error_set(FPK_EFORMAT, "'%s': field \"%s\" must be a non-negative integer", name, key);
 	*out = (int)v->valuedouble;
 	return 0;
@@ -121,7 +122,13 @@ int fpk_model_config_parse(fpk_model_config *cfg, const char *text, const char *
 		cfg->rope_factor = get_num(rs, "factor", 8.0);
 		cfg->rope_low_freq_factor = get_num(rs, "low_freq_factor", 1.0);
 		cfg->rope_high_freq_factor = get_num(rs, "high_freq_factor", 4.0);
-		cfg->rope_original_max_pos = (int)get_num(rs, "original_max_position_embeddings", 8192);
+		double omp = get_num(rs, "original_max_position_embeddings", 8192);
+		if (!(omp >= 1 && omp <= 1e9) || !(cfg->rope_factor > 0)) {
+			rc = fpk_error_set(FPK_EFORMAT, "'%s': rope_scaling needs factor > 0 and original_max_position_embeddings "
+							"in [1, 1e9]", name);
+			goto fail;
+		}
+		cfg->rope_original_max_pos = (int)omp;
 	}
 	return 0;
 fail:

@@ -150,8 +150,49 @@ static void safetensors_should_reject_each_malformed_header(void)
 	expect_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", -1, 8, "before begin");
 }
 
+static void write_shard(const char *path, const char *name, float v)
+{
+	fpk_st_writer *w = NULL;
+	int64_t s[1] = {2};
+	float d[2] = {v, -v};
+	CHECK_OK(fpk_st_writer_new(&w, path));
+	CHECK_OK(fpk_st_writer_add(w, name, FPK_F32, 1, s));
+	CHECK_OK(fpk_st_writer_begin(w));
+	CHECK_OK(fpk_st_writer_write(w, d, sizeof(d)));
+	CHECK_OK(fpk_st_writer_commit(w));
+}
+
+static void model_should_open_a_sharded_directory_through_its_index(void)
+{
+	const char *dir = fpk_test_tmp("sharded");
+	fpk_rmtree(dir);
+	CHECK_OK(fpk_mkdir_p(dir));
+	char *a = fpk_path_join(dir, "model-00001-of-00002.safetensors");
+	char *b = fpk_path_join(dir, "model-00002-of-00002.safetensors");
+	char *ix = fpk_path_join(dir, "model.safetensors.index.json");
+	write_shard(a, "x.weight", 1.5f);
+	write_shard(b, "y.weight", 2.5f);
+	const char *index = "{\"metadata\":{\"total_size\":16},\"weight_map\":{"
+			    "\"x.weight\":\"model-00001-of-00002.safetensors\",\"y.weight\":\"model-00002-of-00002.safetensors\"}}";
+	CHECK_OK(fpk_write_file_atomic(ix, index, strlen(index)));
+	fpk_st_model *m = NULL;
+	CHECK_OK(fpk_st_model_open(&m, dir));
+	if (m) {
+		CHECK_EQ_INT(m->n_shards, 2);
+		CHECK_EQ_INT(m->n_tensors, 2);
+		const fpk_st_tensor *y = fpk_st_model_find(m, "y.weight");
+		CHECK(y && y->shard == 1 && fpk_load_f32(y->data, FPK_F32, 1) == -2.5f);
+		fpk_st_model_close(m);
+	}
+	free(a);
+	free(b);
+	free(ix);
+	fpk_rmtree(dir);
+}
+
 int main(void)
 {
+	RUN(model_should_open_a_sharded_directory_through_its_index);
 	RUN(safetensors_should_read_the_real_stories260K);
 	RUN(safetensors_writer_should_round_trip_byte_identical);
 	RUN(safetensors_writer_should_leave_nothing_on_abort_or_short_write);
