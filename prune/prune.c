@@ -457,7 +457,7 @@ static void *writer_main(void *arg)
 		int rc = 0;
 		if (!failed && j.len) {
 			rc = fpk_st_writer_write(w, j.data, j.len);
-#ifdef SYNC_FILE_RANGE_WRITE
+#if defined(SYNC_FILE_RANGE_WRITE) && !defined(FPK_NO_WRITEBACK_HINT)
 			int fd = fpk_st_writer_fd(w);
 			if (!rc && fd >= 0)
 				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: start writeback now */
