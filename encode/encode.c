@@ -534,7 +534,9 @@ static int write_shard(enc_state *s, size_t sh, const char *dir, size_t *ti, nam
 {
 	const fpk_st_file *f = s->m->shards[sh];
 	fpk_st_writer *w = NULL;
-	char *path = fpk_path_join(dir, s->m->shard_names[sh]), *vn = NULL, *on = NULL, *meta = NULL;
+	/* a single-file input (any name) becomes the pack's model.safetensors; shards keep their names */
+	const char *fname = s->m->index_name ? s->m->shard_names[sh] : "model.safetensors";
+	char *path = fpk_path_join(dir, fname), *vn = NULL, *on = NULL, *meta = NULL;
 	int rc = 0;
 	size_t first = *ti;
 	char key[1024];
