@@ -8,6 +8,7 @@
 #include "channels.h"
 
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -212,20 +213,33 @@ static __global__ void k_colsum(double *acc, const float *a, const float *b, siz
 
 /* ---- device weights of one layer ---- */
 
+/* p[j]: slot j of FPK_LW_*; the seven matrices are __half when half, everything else fp32 */
 typedef struct glayer {
-	float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *wg, *wu, *bu, *wd, *bd;
+	void *p[FPK_LW_COUNT];
+	int half;
 } glayer;
+#define WF(w, j) ((const float *)(w)->p[j])
+
+static int is_matrix(int j)
+{
+	return j == FPK_LW_Q || j == FPK_LW_K || j == FPK_LW_V || j == FPK_LW_O || j == FPK_LW_GATE || j == FPK_LW_UP ||
+	       j == FPK_LW_DOWN;
+}
 
 typedef struct gctx {
 	const fpk_model *m;
 	cublasHandle_t cb;
-	int act;
+	int act, half;
 	float *inv_freq;
 	/* activations for up to rows_cap rows and attention scores for one head over cb blocks */
 	size_t rows_cap;
 	float *xb, *q, *att, *h1, *h2, *S, *tmp;
+	__half *xh;      /* half copy of a linear layer's input (half mode) */
 	size_t S_cap;
-	double t_gemm, t_other;
+	void *stage;     /* pinned host staging for one matrix */
+	size_t stage_cap;
+	cudaEvent_t ev[8];
+	double t_upload, t_linear, t_attn, t_total;
 } gctx;
 
 static int act_of(const char *s)
@@ -241,30 +255,72 @@ static int act_of(const char *s)
 
 static void glayer_free(glayer *g)
 {
-	float **p = (float **)g;
-	for (size_t i = 0; i < sizeof(glayer) / sizeof(float *); i++)
-		if (p[i])
-			cudaFree(p[i]);
+	for (int j = 0; j < FPK_LW_COUNT; j++)
+		if (g->p[j])
+			cudaFree(g->p[j]);
 	memset(g, 0, sizeof(*g));
 }
 
-/* allocate (when needed) and copy layer l's weights: host pointers in the same order as glayer */
-static int glayer_upload(glayer *g, const fpk_model *m, int l)
+typedef struct cvt_ctx {
+	const fpk_st_tensor *t;
+	const float *f32;
+	void *dst;
+	int half;
+	size_t n;
+} cvt_ctx;
+
+static int cvt_chunk(void *vc, size_t i, int tid)
+{
+	(void)tid;
+	const cvt_ctx *c = (const cvt_ctx *)vc;
+	size_t b = i << 18, e = b + ((size_t)1 << 18) < c->n ? b + ((size_t)1 << 18) : c->n;
+	for (size_t k = b; k < e; k++) {
+		float v = c->f32 ? c->f32[k] : fpk_load_f32(c->t->data, c->t->dtype, k);
+		if (c->half)
+			((uint16_t *)c->dst)[k] = fpk_f32_to_f16(v);
+		else
+			((float *)c->dst)[k] = v;
+	}
+	return 0;
+}
+
+/* allocate (once) and upload layer l: from the fp32 host copy, or (lazy model) straight from the mapped file */
+static int glayer_upload(gctx *g, glayer *w, int l)
 {
 	int rc = 0;
-	const fpk_layer_weights *w = &m->layers[l];
+	const fpk_model *m = g->m;
+	const fpk_layer_weights *hw = &m->layers[l];
 	const fpk_model_config *c = &m->cfg;
 	size_t H = c->hidden, I = c->intermediate, q = m->q_dim, kv = m->kv_dim;
-	const float *src[17] = {w->ln1_w, w->ln1_b, w->ln2_w, w->ln2_b, w->wq, w->wk, w->wv, w->wo, w->bq, w->bk, w->bv,
-		w->bo, w->w_gate, w->w_up, w->b_up, w->w_down, w->b_down};
-	size_t n[17] = {H, H, H, H, q * H, kv * H, kv * H, H * q, q, kv, kv, H, I * H, I * H, I, H * I, H};
-	float **dst = (float **)g;
-	for (int i = 0; i < 17; i++) {
-		if (!src[i])
+	const float *host[FPK_LW_COUNT] = {hw->ln1_w, hw->ln1_b, hw->ln2_w, hw->ln2_b, hw->wq, hw->wk, hw->wv, hw->wo,
+		hw->bq, hw->bk, hw->bv, hw->bo, hw->w_gate, hw->w_up, hw->b_up, hw->w_down, hw->b_down};
+	size_t n[FPK_LW_COUNT] = {H, H, H, H, q * H, kv * H, kv * H, H * q, q, kv, kv, H, I * H, I * H, I, H * I, H};
+	w->half = g->half;
+	for (int j = 0; j < FPK_LW_COUNT; j++) {
+		const fpk_st_tensor *t = fpk_model_layer_src(m, l, j);
+		if (!host[j] && !t)
 			continue;
-		if (!dst[i])
-			CK(cudaMalloc(&dst[i], n[i] * sizeof(float)));
-		CK(cudaMemcpy(dst[i], src[i], n[i] * sizeof(float), cudaMemcpyHostToDevice));
+		int half = g->half && is_matrix(j);
+		size_t es = half ? 2 : 4, bytes = n[j] * es;
+		if (!w->p[j])
+			CK(cudaMalloc(&w->p[j], bytes));
+		if (host[j] && !half) {
+			CK(cudaMemcpy(w->p[j], host[j], bytes, cudaMemcpyHostToDevice));
+		} else if (t && half && t->dtype == FPK_F16) {
+			CK(cudaMemcpy(w->p[j], t->data, bytes, cudaMemcpyHostToDevice)); /* raw file bytes */
+		} else {
+			if (bytes > g->stage_cap) {
+				if (g->stage)
+					cudaFreeHost(g->stage);
+				g->stage = NULL;
+				CK(cudaMallocHost(&g->stage, bytes));
+				g->stage_cap = bytes;
+			}
+			cvt_ctx cc = {t, host[j], g->stage, half, n[j]};
+			if ((rc = fpk_parallel_for((n[j] + ((size_t)1 << 18) - 1) >> 18, m->threads, cvt_chunk, &cc)))
+				goto done;
+			CK(cudaMemcpy(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice));
+		}
 	}
 done:
 	return rc;
@@ -276,12 +332,19 @@ static void gctx_free(gctx *g)
 	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 		if (bufs[i])
 			cudaFree(bufs[i]);
+	if (g->xh)
+		cudaFree(g->xh);
+	if (g->stage)
+		cudaFreeHost(g->stage);
+	for (int i = 0; i < 8; i++)
+		if (g->ev[i])
+			cudaEventDestroy(g->ev[i]);
 	if (g->cb)
 		cublasDestroy(g->cb);
 	memset(g, 0, sizeof(*g));
 }
 
-static int gctx_init(gctx *g, const fpk_model *m, size_t rows_cap, size_t S_cap)
+static int gctx_init(gctx *g, const fpk_model *m, size_t rows_cap, size_t S_cap, int half)
 {
 	int rc = 0;
 	const fpk_model_config *c = &m->cfg;
@@ -291,8 +354,18 @@ static int gctx_init(gctx *g, const fpk_model *m, size_t rows_cap, size_t S_cap)
 	g->act = act_of(c->hidden_act);
 	g->rows_cap = rows_cap;
 	g->S_cap = S_cap;
+	g->half = half;
 	CB(cublasCreate(&g->cb));
-	CB(cublasSetMathMode(g->cb, CUBLAS_PEDANTIC_MATH)); /* fp32 exactly: no TF32 */
+	/* exact mode: fp32 exactly, no TF32; half mode: fp16 weights, TF32 tensor cores for the attention products */
+	CB(cublasSetMathMode(g->cb, half ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+	for (int i = 0; i < 8; i++)
+		CK(cudaEventCreate(&g->ev[i]));
+	if (half) {
+		size_t wmax = H > I ? H : I;
+		if ((size_t)m->q_dim > wmax)
+			wmax = (size_t)m->q_dim;
+		CK(cudaMalloc(&g->xh, rows_cap * wmax * sizeof(__half)));
+	}
 	CK(cudaMalloc(&g->xb, rows_cap * H * sizeof(float)));
 	CK(cudaMalloc(&g->q, rows_cap * m->q_dim * sizeof(float)));
 	CK(cudaMalloc(&g->att, rows_cap * W * sizeof(float)));
@@ -312,12 +385,28 @@ done:
 
 static unsigned nblk(size_t n) { return (unsigned)((n + 255) / 256); }
 
-/* Y (rows, out) = X (rows, in) W^T (+ b); W row-major (out, in) */
-static int linear(gctx *g, float *Y, const float *X, const float *W, const float *b, size_t rows, int in, int out)
+static __global__ void k_to_half(__half *y, const float *x, size_t n)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		y[i] = __float2half(x[i]);
+}
+
+/* Y (rows, out) = X (rows, in) W^T (+ b); W row-major (out, in), fp32 or (half mode) __half with fp32 accumulation */
+static int linear(gctx *g, float *Y, const float *X, const void *W, int half, const float *b, size_t rows, int in,
+	int out)
 {
 	int rc = 0;
 	const float one = 1.0f, zero = 0.0f;
-	CB(cublasSgemm(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, (int)rows, in, &one, W, in, X, in, &zero, Y, out));
+	if (half) {
+		k_to_half<<<nblk(rows * in), 256>>>(g->xh, X, rows * in);
+		KCHECK();
+		CB(cublasGemmEx(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, (int)rows, in, &one, W, CUDA_R_16F, in, g->xh, CUDA_R_16F,
+			in, &zero, Y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	} else {
+		CB(cublasSgemm(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, (int)rows, in, &one, (const float *)W, in, X, in, &zero, Y,
+			out));
+	}
 	if (b) {
 		k_bias<<<nblk(rows * out), 256>>>(Y, b, rows, out);
 		KCHECK();
@@ -345,15 +434,17 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 	float *k = kc + (size_t)pos0 * m->kv_dim, *v = vc + (size_t)pos0 * m->kv_dim;
 	const float one = 1.0f, zero = 0.0f, scale = 1.0f / sqrtf((float)d);
 	if (pre_ln) {
-		k_norm<<<(unsigned)rows, 256>>>(g->xb, x, w->ln1_w, w->ln1_b, H, (float)c->norm_eps, opt);
+		k_norm<<<(unsigned)rows, 256>>>(g->xb, x, WF(w, FPK_LW_LN1_W), WF(w, FPK_LW_LN1_B), H, (float)c->norm_eps, opt);
 		KCHECK();
 	} else {
 		CK(cudaMemcpy(g->xb, x, rows * H * sizeof(float), cudaMemcpyDeviceToDevice));
 	}
-	if ((rc = linear(g, g->q, g->xb, w->wq, w->bq, rows, H, m->q_dim)) ||
-		(rc = linear(g, k, g->xb, w->wk, w->bk, rows, H, m->kv_dim)) ||
-		(rc = linear(g, v, g->xb, w->wv, w->bv, rows, H, m->kv_dim)))
+	CK(cudaEventRecord(g->ev[0]));
+	if ((rc = linear(g, g->q, g->xb, w->p[FPK_LW_Q], w->half, WF(w, FPK_LW_BQ), rows, H, m->q_dim)) ||
+		(rc = linear(g, k, g->xb, w->p[FPK_LW_K], w->half, WF(w, FPK_LW_BK), rows, H, m->kv_dim)) ||
+		(rc = linear(g, v, g->xb, w->p[FPK_LW_V], w->half, WF(w, FPK_LW_BV), rows, H, m->kv_dim)))
 		goto done;
+	CK(cudaEventRecord(g->ev[1]));
 	if (sums && sums->d[FPK_CH_Q]) {
 		k_colsum<<<nblk(m->q_dim), 256>>>(sums->d[FPK_CH_Q], g->q, NULL, rows, m->q_dim, 0, d, 1);
 		KCHECK();
@@ -377,6 +468,7 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		rc = fpk_error_set(FPK_EGPU, "attention scratch too small (%zu < %zu)", g->S_cap, (size_t)nb * Tq * L);
 		goto done;
 	}
+	CK(cudaEventRecord(g->ev[2]));
 	for (int h = 0; h < nh; h++) {
 		int kvh = h / grp;
 		long long sK = (long long)ctx * m->kv_dim, sQ = (long long)Tq * m->q_dim, sS = (long long)Tq * L;
@@ -387,33 +479,47 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		CB(cublasSgemmStridedBatched(g->cb, CUBLAS_OP_N, CUBLAS_OP_N, d, Tq, L, &one, vc + (size_t)kvh * d, m->kv_dim,
 			sK, g->S, L, sS, &zero, g->att + (size_t)h * d, m->q_dim, sQ, nb));
 	}
-	if ((rc = linear(g, g->xb, g->att, w->wo, w->bo, rows, m->q_dim, H)))
+	CK(cudaEventRecord(g->ev[3]));
+	if ((rc = linear(g, g->xb, g->att, w->p[FPK_LW_O], w->half, WF(w, FPK_LW_BO), rows, m->q_dim, H)))
 		goto done;
+	CK(cudaEventRecord(g->ev[4]));
 	k_add<<<nblk(rows * H), 256>>>(x, g->xb, rows * H);
 	KCHECK();
 	if (!pre_ln) {
-		k_norm<<<(unsigned)rows, 256>>>(x, x, w->ln1_w, w->ln1_b, H, (float)c->norm_eps, opt);
+		k_norm<<<(unsigned)rows, 256>>>(x, x, WF(w, FPK_LW_LN1_W), WF(w, FPK_LW_LN1_B), H, (float)c->norm_eps, opt);
 		KCHECK();
 	}
 	/* MLP */
 	if (pre_ln) {
-		k_norm<<<(unsigned)rows, 256>>>(g->xb, x, w->ln2_w, w->ln2_b, H, (float)c->norm_eps, opt);
+		k_norm<<<(unsigned)rows, 256>>>(g->xb, x, WF(w, FPK_LW_LN2_W), WF(w, FPK_LW_LN2_B), H, (float)c->norm_eps, opt);
 		KCHECK();
 	} else {
 		CK(cudaMemcpy(g->xb, x, rows * H * sizeof(float), cudaMemcpyDeviceToDevice));
 	}
-	if ((rc = linear(g, g->h1, g->xb, w->wu, w->bu, rows, H, I)))
+	CK(cudaEventRecord(g->ev[5]));
+	if ((rc = linear(g, g->h1, g->xb, w->p[FPK_LW_UP], w->half, WF(w, FPK_LW_BUP), rows, H, I)))
 		goto done;
-	if (w->wg && (rc = linear(g, g->h2, g->xb, w->wg, NULL, rows, H, I)))
+	if (w->p[FPK_LW_GATE] && (rc = linear(g, g->h2, g->xb, w->p[FPK_LW_GATE], w->half, NULL, rows, H, I)))
 		goto done;
-	k_act<<<nblk(rows * I), 256>>>(g->h1, w->wg ? g->h2 : NULL, rows * I, g->act);
+	k_act<<<nblk(rows * I), 256>>>(g->h1, w->p[FPK_LW_GATE] ? g->h2 : NULL, rows * I, g->act);
 	KCHECK();
-	if ((rc = linear(g, g->xb, g->h1, w->wd, w->bd, rows, I, H)))
+	if ((rc = linear(g, g->xb, g->h1, w->p[FPK_LW_DOWN], w->half, WF(w, FPK_LW_BDOWN), rows, I, H)))
 		goto done;
+	CK(cudaEventRecord(g->ev[6]));
+	if (g->t_total >= 0) { /* timing split (calibration): linear = qkv + o + MLP products, attention = the head loop */
+		float a01, a23, a34, a56;
+		CK(cudaEventSynchronize(g->ev[6]));
+		CK(cudaEventElapsedTime(&a01, g->ev[0], g->ev[1]));
+		CK(cudaEventElapsedTime(&a23, g->ev[2], g->ev[3]));
+		CK(cudaEventElapsedTime(&a34, g->ev[3], g->ev[4]));
+		CK(cudaEventElapsedTime(&a56, g->ev[5], g->ev[6]));
+		g->t_linear += (a01 + a34 + a56) * 1e-3;
+		g->t_attn += a23 * 1e-3;
+	}
 	k_add<<<nblk(rows * H), 256>>>(x, g->xb, rows * H);
 	KCHECK();
 	if (!pre_ln) {
-		k_norm<<<(unsigned)rows, 256>>>(x, x, w->ln2_w, w->ln2_b, H, (float)c->norm_eps, opt);
+		k_norm<<<(unsigned)rows, 256>>>(x, x, WF(w, FPK_LW_LN2_W), WF(w, FPK_LW_LN2_B), H, (float)c->norm_eps, opt);
 		KCHECK();
 	}
 done:
@@ -438,8 +544,8 @@ static int embed_host(const fpk_model *m, const int *tokens, size_t rows, int T,
 	return 0;
 }
 
-extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, double *sum[3],
-	double timing[3], fpk_progress_fn progress, void *progress_ud)
+extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
+	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud)
 {
 	int rc = 0;
 	const fpk_model_config *c = &m->cfg;
@@ -456,10 +562,10 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		cbk = 1;
 	if (cbk > nb)
 		cbk = nb;
-	double t_up = 0, t0;
+	double t_up = 0, t_run = 0, t0;
 	if (!fpk_gpu_available())
 		return fpk_error_set(FPK_EGPU, "no CUDA device is visible");
-	if ((rc = gctx_init(&g, m, (size_t)cbk * len, (size_t)cbk * len * len)))
+	if ((rc = gctx_init(&g, m, (size_t)cbk * len, (size_t)cbk * len * len, half)))
 		return rc;
 	if (!(hx = (float *)malloc(rows * H * sizeof(float)))) {
 		rc = fpk_error_set(FPK_EIO, "out of memory");
@@ -480,10 +586,11 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 	}
 	for (int l = 0; l < c->n_layers; l++) {
 		t0 = fpk_now_s();
-		if ((rc = glayer_upload(&w, m, l)))
+		if ((rc = glayer_upload(&g, &w, l)))
 			goto done;
 		CK(cudaDeviceSynchronize());
 		t_up += fpk_now_s() - t0;
+		t0 = fpk_now_s();
 		gsums gs;
 		for (int k = 0; k < FPK_CH_MODES; k++) {
 			gs.d[k] = dsum[k];
@@ -496,6 +603,7 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 				goto done;
 		}
 		CK(cudaDeviceSynchronize());
+		t_run += fpk_now_s() - t0;
 		for (int k = 0; k < FPK_CH_MODES; k++) {
 			if (!dsum[k])
 				continue;
@@ -509,7 +617,9 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 	}
 	if (timing) {
 		timing[0] = t_up;
-		timing[1] = timing[2] = 0; /* not split: cuBLAS and kernels run asynchronously */
+		timing[1] = g.t_linear;
+		timing[2] = g.t_attn;
+		timing[3] = t_run - g.t_linear - g.t_attn;
 	}
 done:
 	for (int k = 0; k < FPK_CH_MODES; k++)
@@ -548,8 +658,9 @@ extern "C" int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prom
 		return fpk_error_set(FPK_EGPU, "no CUDA device is visible");
 	if (m->proj_in)
 		return fpk_error_set(FPK_EGPU, "the GPU path does not handle OPT project_in/project_out yet: use --device cpu");
-	if ((rc = gctx_init(&g, m, (size_t)n_prompt, (size_t)n_prompt * steps)))
+	if ((rc = gctx_init(&g, m, (size_t)n_prompt, (size_t)n_prompt * steps, 0)))
 		return rc;
+	g.t_total = -1; /* no timing split */
 	ws = (glayer *)calloc((size_t)c->n_layers, sizeof(glayer));
 	hx = (float *)malloc((size_t)n_prompt * H * sizeof(float));
 	logits = (float *)malloc(V * sizeof(float));
@@ -558,7 +669,7 @@ extern "C" int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prom
 		goto done;
 	}
 	for (int l = 0; l < c->n_layers; l++)
-		if ((rc = glayer_upload(&ws[l], m, l)))
+		if ((rc = glayer_upload(&g, &ws[l], l)))
 			goto done;
 	CK(cudaMalloc(&dx, (size_t)n_prompt * H * sizeof(float)));
 	CK(cudaMalloc(&kc, (size_t)c->n_layers * steps * m->kv_dim * sizeof(float)));
@@ -593,7 +704,7 @@ extern "C" int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prom
 				KCHECK();
 				last = g.xb;
 			}
-			if ((rc = linear(&g, dlog, last, dlm, NULL, 1, (int)H, (int)V)))
+			if ((rc = linear(&g, dlog, last, dlm, 0, NULL, 1, (int)H, (int)V)))
 				goto done;
 			CK(cudaMemcpy(logits, dlog, V * sizeof(float), cudaMemcpyDeviceToHost));
 			pos += n;

@@ -92,6 +92,51 @@ done:
 	fpk_model_free(m);
 }
 
+/* the speed mode (lazy load, fp16 weights, TF32 attention) stays close to the exact statistics */
+static void gpu_half_mode_should_stay_close_to_exact(void)
+{
+	fpk_model *m = NULL, *lz = NULL;
+	int ids[1024];
+	for (int i = 0; i < 1024; i++)
+		ids[i] = i % 256 == 0 ? 1 : 259 + (i * 7919) % 250;
+	CHECK_OK(fpk_model_load(&m, fpk_test_shared("testdata/stories260K"), 0));
+	CHECK_OK(fpk_model_load_lazy(&lz, fpk_test_shared("testdata/stories260K"), 0));
+	if (!m || !lz)
+		goto done;
+	size_t cnt = 5 * 8 * 8;
+	double *a[3], *b[3], *c[3];
+	for (int k = 0; k < 3; k++) {
+		a[k] = calloc(cnt, sizeof(double));
+		b[k] = calloc(cnt, sizeof(double));
+		c[k] = calloc(cnt, sizeof(double));
+	}
+	double tm[4];
+	CHECK_OK(fpk_model_gpu_qk_sums(m, ids, 4, 256, 7, 0, a, tm, NULL, NULL));
+	CHECK_OK(fpk_model_gpu_qk_sums(lz, ids, 4, 256, 7, 0, b, tm, NULL, NULL)); /* lazy, exact: identical */
+	CHECK_OK(fpk_model_gpu_qk_sums(lz, ids, 4, 256, 7, 1, c, tm, NULL, NULL));
+	double worst = 0;
+	int same = 1;
+	for (int k = 0; k < 3; k++) {
+		size_t nk = k == FPK_CH_K ? cnt / 2 : cnt;
+		same &= !memcmp(a[k], b[k], nk * sizeof(double));
+		for (size_t i = 0; i < nk; i++)
+			worst = fmax(worst, fabs(a[k][i] - c[k][i]) / fabs(a[k][i]));
+	}
+	fprintf(stderr, "half mode vs exact: worst relative difference %.2e\n", worst);
+	CHECK(same);
+	CHECK(worst < 5e-2);
+	int bos = 1, got[8], ng;
+	CHECK_ERR(fpk_model_generate_greedy(lz, &bos, 1, 8, got, &ng), FPK_EUSAGE, "layer streaming");
+	for (int k = 0; k < 3; k++) {
+		free(a[k]);
+		free(b[k]);
+		free(c[k]);
+	}
+done:
+	fpk_model_free(m);
+	fpk_model_free(lz);
+}
+
 int main(void)
 {
 	if (!fpk_gpu_available()) {
@@ -100,5 +145,6 @@ int main(void)
 	}
 	RUN(gpu_generate_should_reproduce_llama2c_greedy_200);
 	RUN(gpu_calibration_should_match_the_cpu_reference);
+	RUN(gpu_half_mode_should_stay_close_to_exact);
 	TEST_EXIT();
 }
