@@ -5,16 +5,38 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define TM FPK_TCSL_TILE_M
 #define TK FPK_TCSL_TILE_K
 #define NBANK 32
 #define BANK_CAP 256 /* locs per bank: 128 rows x 2 swizzled columns */
-#define TILES_PER_ITEM 16
+#define GROUP 32 /* column tiles per work item: 128 rows x 2048 columns (512 KB of fp16) stay in L2 */
 
 int64_t fpk_tcsl_tiles(int64_t m, int64_t k)
 {
 	return ((m + TM - 1) / TM) * ((k + TK - 1) / TK);
+}
+
+/* the values array: large ones 2 MiB aligned and marked for transparent huge pages, which cuts the page faults of
+ * first touch 512-fold (a 160 MB array otherwise costs ~40k faults, a sizeable part of the encode time);
+ * released with free() like any other */
+static void *alloc_values(size_t bytes)
+{
+	const size_t huge = (size_t)2 << 20;
+	if (bytes < 2 * huge)
+		return malloc(bytes ? bytes : 4);
+	void *p = NULL;
+	size_t rounded = (bytes + huge - 1) / huge * huge;
+	if (posix_memalign(&p, huge, rounded))
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+	return p;
 }
 
 void fpk_tcsl_release(fpk_tcsl *t)
@@ -31,7 +53,8 @@ void fpk_tcsl_release(fpk_tcsl *t)
 typedef struct tile_scratch {
 	uint32_t bank[NBANK][BANK_CAP]; /* L[b]: entries in scan order, pads appended */
 	uint16_t cnt[NBANK];
-	uint64_t nzmask[TM];            /* bit c set when column c of row r is non-zero (logical region only) */
+	uint32_t picks[FPK_TCSL_TILE_ELEMS];  /* the entries in pick order (steps 4 and 5) */
+	uint64_t gmask[GROUP][TM];      /* per tile of the item, bit c of row r set when W there is non-zero */
 } tile_scratch;
 
 typedef struct enc_ctx {
@@ -39,6 +62,7 @@ typedef struct enc_ctx {
 	int64_t m, k, tiles_m, tiles_k, T;
 	fpk_dtype dtype;
 	int reorder, allow_nan;
+	int64_t groups;      /* work items per row tile: ceil(tiles_k / GROUP) */
 	uint32_t *tile_nnz;  /* (T) pass 1 */
 	uint64_t *tile_start; /* (T+1) in entries, pass 1 -> prefix */
 	uint32_t *values;
@@ -62,46 +86,75 @@ static inline void tile_geom(const enc_ctx *c, int64_t t, int64_t *r0, int *nr, 
 	*nc = (int)(cc < TK ? cc : TK);
 }
 
-static int count_tile(enc_ctx *c, int64_t t)
+/* zeros among the 64 columns at row (SSE2: 8 lanes of 16 bits) and whether any is NaN (> lim after |.|) */
+static inline unsigned zeros64(const uint16_t *row, uint16_t lim, unsigned *bad)
 {
-	int64_t r0, c0;
-	int nr, nc;
-	tile_geom(c, t, &r0, &nr, &c0, &nc);
-	uint32_t n = 0;
-	unsigned bad = 0;
-	uint16_t lim = c->dtype == FPK_BF16 ? 0x7f80u : 0x7c00u;
-	for (int r = 0; r < nr; r++) {
-		const uint16_t *row = c->w + (r0 + r) * c->k + c0;
-		for (int x = 0; x < nc; x++) {
-			uint16_t a = row[x] & 0x7fffu;
-			n += a != 0;
-			bad |= a > lim;
-		}
+#if defined(__SSE2__)
+	const __m128i abs = _mm_set1_epi16(0x7fff), zero = _mm_setzero_si128(), vlim = _mm_set1_epi16((short)lim);
+	__m128i vz = zero, vb = zero;
+	for (int q = 0; q < 8; q++) {
+		__m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(row + 8 * q)), abs);
+		vz = _mm_sub_epi16(vz, _mm_cmpeq_epi16(a, zero));
+		vb = _mm_or_si128(vb, _mm_cmpgt_epi16(a, vlim));
 	}
-	if (bad && !c->allow_nan) {
-		for (int r = 0; r < nr; r++)
-			for (int x = 0; x < nc; x++)
-				if (is_nan16(c->w[(r0 + r) * c->k + c0 + x], c->dtype))
-					return fpk_error_set(FPK_EFORMAT,
-							     "NaN at [%lld, %lld] (row-major index %lld); use --allow-nan to store it",
-							     (long long)(r0 + r), (long long)(c0 + x),
-							     (long long)((r0 + r) * c->k + c0 + x));
+	vz = _mm_add_epi16(vz, _mm_srli_si128(vz, 8));
+	vz = _mm_add_epi16(vz, _mm_srli_si128(vz, 4));
+	vz = _mm_add_epi16(vz, _mm_srli_si128(vz, 2));
+	*bad |= (unsigned)_mm_movemask_epi8(vb);
+	return (unsigned)_mm_cvtsi128_si32(vz) & 0xffffu;
+#else
+	unsigned z = 0;
+	for (int x = 0; x < TK; x++) {
+		uint16_t a = row[x] & 0x7fffu;
+		z += a == 0;
+		*bad |= a > lim;
 	}
-	c->tile_nnz[t] = n;
-	return 0;
+	return z;
+#endif
 }
 
+/* pass 1 over one work item: row tile i, column tiles [j0, j1), streamed row by row (sequential memory) */
 static int count_item(void *ctx, size_t item, int tid)
 {
 	(void)tid;
 	enc_ctx *c = ctx;
-	int64_t t0 = (int64_t)item * TILES_PER_ITEM, t1 = t0 + TILES_PER_ITEM;
-	if (t1 > c->T)
-		t1 = c->T;
-	for (int64_t t = t0; t < t1; t++) {
-		int rc = count_tile(c, t);
-		if (rc)
-			return rc;
+	int64_t i = (int64_t)item / c->groups, j0 = (int64_t)item % c->groups * GROUP, j1 = j0 + GROUP;
+	if (j1 > c->tiles_k)
+		j1 = c->tiles_k;
+	int64_t r0 = i * TM;
+	int nr = (int)(c->m - r0 < TM ? c->m - r0 : TM);
+	uint32_t zeros[GROUP] = {0};
+	unsigned bad = 0;
+	uint16_t lim = c->dtype == FPK_BF16 ? 0x7f80u : 0x7c00u;
+	for (int r = 0; r < nr; r++) {
+		const uint16_t *row = c->w + (r0 + r) * c->k;
+		for (int64_t j = j0; j < j1; j++) {
+			const uint16_t *seg = row + j * TK;
+			int64_t cc = c->k - j * TK;
+			if (cc >= TK) {
+				zeros[j - j0] += zeros64(seg, lim, &bad);
+			} else {
+				for (int x = 0; x < cc; x++) {
+					uint16_t a = seg[x] & 0x7fffu;
+					zeros[j - j0] += a == 0;
+					bad |= a > lim;
+				}
+			}
+		}
+	}
+	if (bad && !c->allow_nan) {
+		int64_t c0 = j0 * TK, c1 = j1 * TK < c->k ? j1 * TK : c->k;
+		for (int r = 0; r < nr; r++)
+			for (int64_t x = c0; x < c1; x++)
+				if (is_nan16(c->w[(r0 + r) * c->k + x], c->dtype))
+					return fpk_error_set(FPK_EFORMAT,
+							     "NaN at [%lld, %lld] (row-major index %lld); use --allow-nan to store it",
+							     (long long)(r0 + r), (long long)x, (long long)((r0 + r) * c->k + x));
+	}
+	for (int64_t j = j0; j < j1; j++) {
+		int64_t cc = c->k - j * TK;
+		uint32_t cells = (uint32_t)nr * (uint32_t)(cc < TK ? cc : TK);
+		c->tile_nnz[i * c->tiles_k + j] = cells - zeros[j - j0];
 	}
 	return 0;
 }
@@ -110,6 +163,19 @@ static int count_item(void *ctx, size_t item, int tid)
 static inline uint64_t row_mask(const uint16_t *row, int nc)
 {
 	uint64_t mk = 0;
+#if defined(__SSE2__)
+	if (nc == TK) {
+		const __m128i abs = _mm_set1_epi16(0x7fff), zero = _mm_setzero_si128();
+		for (int q = 0; q < 4; q++) {
+			__m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * q)), abs);
+			__m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * q + 8)), abs);
+			__m128i za = _mm_cmpeq_epi16(a, zero), zb = _mm_cmpeq_epi16(b, zero);
+			unsigned z = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(za, zb)); /* bit x set: column x is zero */
+			mk |= (uint64_t)(~z & 0xffffu) << (16 * q);
+		}
+		return mk;
+	}
+#endif
 	for (int x = 0; x < nc; x++)
 		mk |= (uint64_t)((row[x] & 0x7fffu) != 0) << x;
 	return mk;
@@ -123,7 +189,7 @@ static inline uint16_t bits_at(const enc_ctx *c, int64_t r0, int nr, int64_t c0,
 }
 
 /* row-major variant: non-zeros in scan order; the first pad zeros met are emitted inline with their bits */
-static void fill_tile_scan(enc_ctx *c, int64_t t, tile_scratch *s)
+static void fill_tile_scan(enc_ctx *c, int64_t t, const uint64_t *masks)
 {
 	int64_t r0, c0;
 	int nr, nc;
@@ -131,15 +197,9 @@ static void fill_tile_scan(enc_ctx *c, int64_t t, tile_scratch *s)
 	uint32_t *out = c->values + c->tile_start[t];
 	uint32_t nnz = c->tile_nnz[t];
 	unsigned pad = (4u - (nnz & 3u)) & 3u;
-	(void)s;
 	size_t o = 0;
 	for (int r = 0; r < TM; r++) {
-		uint64_t mk = 0;
-		const uint16_t *row = NULL;
-		if (r < nr) {
-			row = c->w + (r0 + r) * c->k + c0;
-			mk = row_mask(row, nc);
-		}
+		uint64_t mk = masks[r];
 		uint64_t emit = mk;
 		if (pad) {
 			uint64_t z = ~mk;
@@ -160,12 +220,12 @@ static void fill_tile_scan(enc_ctx *c, int64_t t, tile_scratch *s)
 }
 
 /* the first zero loc of bank b in scan order (r, then c) that is not yet taken by a pad */
-static int bank_zero_loc(const tile_scratch *s, unsigned b, const uint32_t *taken, int ntaken)
+static int bank_zero_loc(const uint64_t *masks, unsigned b, const uint32_t *taken, int ntaken)
 {
 	for (unsigned r = 0; r < TM; r++) {
 		for (unsigned h = 0; h < 2; h++) {
 			unsigned sc = 2 * b + h, x = sc ^ ((r & 7u) * 8u);
-			if (s->nzmask[r] >> x & 1u)
+			if (masks[r] >> x & 1u)
 				continue;
 			unsigned loc = r * 64u + sc;
 			int used = 0;
@@ -178,7 +238,7 @@ static int bank_zero_loc(const tile_scratch *s, unsigned b, const uint32_t *take
 	return -1;
 }
 
-static void fill_tile_reorder(enc_ctx *c, int64_t t, tile_scratch *s)
+static void fill_tile_reorder(enc_ctx *c, int64_t t, tile_scratch *s, const uint64_t *masks)
 {
 	int64_t r0, c0;
 	int nr, nc;
@@ -186,12 +246,10 @@ static void fill_tile_reorder(enc_ctx *c, int64_t t, tile_scratch *s)
 	uint32_t *out = c->values + c->tile_start[t];
 	memset(s->cnt, 0, sizeof(s->cnt));
 	/* 1. scan: append non-zeros to their bank */
-	for (int r = 0; r < TM; r++) {
-		uint64_t mk = 0;
-		if (r < nr) {
-			const uint16_t *row = c->w + (r0 + r) * c->k + c0;
-			mk = row_mask(row, nc);
-			uint64_t e = mk;
+	for (int r = 0; r < nr; r++) {
+		const uint16_t *row = c->w + (r0 + r) * c->k + c0;
+		{
+			uint64_t e = masks[r];
 			unsigned sw = ((unsigned)r & 7u) * 8u;
 			while (e) {
 				unsigned x = (unsigned)__builtin_ctzll(e);
@@ -201,7 +259,6 @@ static void fill_tile_reorder(enc_ctx *c, int64_t t, tile_scratch *s)
 				s->bank[b][s->cnt[b]++] = (uint32_t)row[x] | (uint32_t)loc << 16;
 			}
 		}
-		s->nzmask[r] = mk;
 	}
 	/* 2. pad into the emptiest bank (lowest index on ties), each pad on a distinct zero loc */
 	uint32_t nnz = c->tile_nnz[t];
@@ -212,56 +269,69 @@ static void fill_tile_reorder(enc_ctx *c, int64_t t, tile_scratch *s)
 		for (unsigned b = 1; b < NBANK; b++)
 			if (s->cnt[b] < s->cnt[best])
 				best = b;
-		int loc = bank_zero_loc(s, best, taken, (int)p);
+		int loc = bank_zero_loc(masks, best, taken, (int)p);
 		/* cannot fail: nnz + p < 8192, so the emptiest bank has fewer than 256 entries, i.e. a free zero */
 		taken[p] = (uint32_t)loc;
 		s->bank[best][s->cnt[best]++] = (uint32_t)loc << 16;
 	}
 	uint32_t n = nnz + pad, V = n / 4, R = V / 32, Rem = V % 32;
-	/* buckets by count: mask[cnt] = banks holding cnt entries; the largest count only decreases */
-	uint32_t mask[BANK_CAP + 1];
-	memset(mask, 0, sizeof(mask));
+	/* 4./5. The picks, in order. Always taking the largest bank (lowest index on ties) and popping its last entry
+	 * drains the banks level by level: at level L (from the largest count down to 1) every bank holding at least L
+	 * entries is picked once, in increasing index order, and gives up its entry L-1. So each pick is O(1): a mask
+	 * of the banks at or above the level grows by the banks whose count is exactly L. */
+	uint32_t at[BANK_CAP + 1];
+	memset(at, 0, sizeof(at));
 	unsigned maxc = 0;
 	for (unsigned b = 0; b < NBANK; b++) {
-		mask[s->cnt[b]] |= 1u << b;
+		at[s->cnt[b]] |= 1u << b;
 		if (s->cnt[b] > maxc)
 			maxc = s->cnt[b];
 	}
-#define PICK(dst)                                                                                           \
-	do {                                                                                                     \
-		while (!mask[maxc])                                                                                  \
-			maxc--;                                                                                          \
-		unsigned b_ = (unsigned)__builtin_ctz(mask[maxc]);                                                  \
-		mask[maxc] &= ~(1u << b_);                                                                           \
-		mask[maxc - 1] |= 1u << b_;                                                                          \
-		(dst) = s->bank[b_][--s->cnt[b_]];                                                                   \
-	} while (0)
-	/* 4. tail first: Tail[lane] pushed for v = 0..3, emitted by pop-last: slot 3 - v */
+	uint32_t *pk = s->picks, act = 0;
+	for (unsigned L = maxc; L >= 1; L--) {
+		act |= at[L];
+		for (uint32_t mk = act; mk; mk &= mk - 1)
+			*pk++ = s->bank[__builtin_ctz(mk)][L - 1];
+	}
+	/* 6./7. Tail[lane] received picks v*Rem + lane (v = 0..3); Main[lane] picks 4*Rem + round*128 + v*32 + lane.
+	 * Popping the last first puts pick (v, lane) of the tail at slot 3-v, and pick (round, v, lane) of the main
+	 * rounds at round R-1-round, slot 3-v. */
+	const uint32_t *tp = s->picks;
 	uint32_t *tail = out + (size_t)R * 128;
 	for (unsigned v = 0; v < 4; v++)
 		for (unsigned lane = 0; lane < Rem; lane++)
-			PICK(tail[lane * 4 + 3 - v]);
-	/* 5./6. main rounds: Main[lane] pushed in (round, v) order, emitted by pop-last: round R-1-round, slot 3-v */
+			tail[lane * 4 + 3 - v] = *tp++;
 	for (unsigned round = 0; round < R; round++)
 		for (unsigned v = 0; v < 4; v++) {
 			uint32_t *dst = out + (size_t)(R - 1 - round) * 128 + (3 - v);
 			for (unsigned lane = 0; lane < 32; lane++)
-				PICK(dst[lane * 4]);
+				dst[lane * 4] = *tp++;
 		}
-#undef PICK
 }
 
+/* pass 2 over one work item: masks of every row of the item first (sequential), then tile by tile (from cache) */
 static int fill_item(void *ctx, size_t item, int tid)
 {
 	enc_ctx *c = ctx;
-	int64_t t0 = (int64_t)item * TILES_PER_ITEM, t1 = t0 + TILES_PER_ITEM;
-	if (t1 > c->T)
-		t1 = c->T;
-	for (int64_t t = t0; t < t1; t++) {
+	tile_scratch *s = &c->scratch[tid];
+	int64_t i = (int64_t)item / c->groups, j0 = (int64_t)item % c->groups * GROUP, j1 = j0 + GROUP;
+	if (j1 > c->tiles_k)
+		j1 = c->tiles_k;
+	int64_t r0 = i * TM;
+	int nr = (int)(c->m - r0 < TM ? c->m - r0 : TM);
+	for (int r = 0; r < TM; r++) {
+		const uint16_t *row = c->w + (r0 + r) * c->k;
+		for (int64_t j = j0; j < j1; j++) {
+			int64_t cc = c->k - j * TK;
+			s->gmask[j - j0][r] = r < nr ? row_mask(row + j * TK, (int)(cc < TK ? cc : TK)) : 0;
+		}
+	}
+	for (int64_t j = j0; j < j1; j++) {
+		int64_t t = i * c->tiles_k + j;
 		if (c->reorder)
-			fill_tile_reorder(c, t, &c->scratch[tid]);
+			fill_tile_reorder(c, t, s, s->gmask[j - j0]);
 		else
-			fill_tile_scan(c, t, &c->scratch[tid]);
+			fill_tile_scan(c, t, s->gmask[j - j0]);
 	}
 	return 0;
 }
@@ -292,7 +362,8 @@ int fpk_tcsl_encode(fpk_tcsl *out, const uint16_t *w, int64_t m, int64_t k, fpk_
 	c.allow_nan = allow_nan;
 	if ((uint64_t)c.T > (uint64_t)INT32_MAX / 4)
 		return fpk_error_set(FPK_EFORMAT, "shape [%lld, %lld] has too many tiles", (long long)m, (long long)k);
-	size_t items = (size_t)((c.T + TILES_PER_ITEM - 1) / TILES_PER_ITEM);
+	c.groups = (c.tiles_k + GROUP - 1) / GROUP;
+	size_t items = (size_t)(c.tiles_m * c.groups);
 	c.tile_nnz = malloc((size_t)c.T * sizeof(*c.tile_nnz));
 	c.tile_start = malloc((size_t)(c.T + 1) * sizeof(*c.tile_start));
 	out->offsets = malloc((size_t)(c.T + 2) * sizeof(*out->offsets));
@@ -318,7 +389,7 @@ int fpk_tcsl_encode(fpk_tcsl *out, const uint16_t *w, int64_t m, int64_t k, fpk_
 	c.tile_start[c.T] = acc;
 	out->offsets[c.T] = (int32_t)(acc / 4);
 	out->offsets[c.T + 1] = (int32_t)(acc / 4);
-	out->values = malloc(acc ? acc * sizeof(uint32_t) : 4);
+	out->values = alloc_values(acc * sizeof(uint32_t));
 	int nw = nthreads < (int)items ? nthreads : (int)items;
 	if (nw < 1)
 		nw = 1;

@@ -309,7 +309,7 @@ static void random_matrix(uint16_t *w, int64_t m, int64_t k, double density, fpk
 static void tcsl_should_match_the_literal_model_and_round_trip(void)
 {
 	static const int64_t shapes[][2] = {{1, 1},     {3, 5},    {127, 63}, {128, 64}, {129, 65},
-					    {256, 128}, {300, 200}, {64, 640}, {513, 70}};
+					    {256, 128}, {300, 200}, {64, 640}, {513, 70}, {130, 2200}};
 	static const double dens[] = {0.0, 0.003, 0.05, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97, 1.0};
 	uint64_t s = 0x9e3779b97f4a7c15ull;
 	int fails = 0, cases = 0;
@@ -369,6 +369,10 @@ static void tcsl_should_reject_nan_unless_allowed(void)
 	w[129 * 70 + 66] = 0x7c00; /* f16 +inf is not NaN */
 	CHECK_OK(fpk_tcsl_encode(&t, w, 130, 70, FPK_F16, 1, 0, 1));
 	fpk_tcsl_release(&t);
+	w[129 * 70 + 66] = 0;
+	w[3 * 70 + 10] = 0xfc01; /* a NaN in a full-width tile (SSE path) */
+	CHECK_ERR(fpk_tcsl_encode(&t, w, 130, 70, FPK_F16, 0, 0, 1), FPK_EFORMAT, "NaN at [3, 10]");
+	w[3 * 70 + 10] = 0;
 	w[129 * 70 + 66] = 0xfe00;
 	CHECK_OK(fpk_tcsl_encode(&t, w, 130, 70, FPK_F16, 1, 1, 1));
 	CHECK_EQ_INT(t.nnz, 2);

@@ -1,0 +1,906 @@
+/* ds_attention.cu: Double Sparsity decode attention (label build, approximate scores + histogram, exact radix
+ * top-k, split-KV sparse attention) and the dense flash-decoding kernel it falls back to. Layouts: ds_attention.h.
+ * Test: ctest -L gpu (tests/gpu/test_ds_attention.c, against kernels/ds_attention_ref.c); bench: build/bench/bench_ds.
+ *
+ * One decode step (fpk_ds_decode) is three launches:
+ *   1. ds_score:  grid (chunks, U). Scores s[t] = sum_j qs[j] * label[t][j] (fmaf, j ascending: bit-exact with the
+ *                 C twin) into ws->scores (U, lcap) and a 4096-bin histogram of the top 12 bits of the
+ *                 order-preserving key into ws->hist (U, 4096).
+ *   2. ds_select: grid (U), 1024 threads. From the histogram the bin b* holding the k-th largest key; one ordered
+ *                 pass keeps tokens with bin >= b* (ascending index) with their keys; two 10-bit radix passes over
+ *                 the b* entries give the exact k-th key T and how many ties m at T to take (lower index wins);
+ *                 an ordered pass over the short list writes the k indices ascending. Zeroes its histogram.
+ *   3. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
+ *                 (the selection, or 0..len-1), for all query heads of one kv head at once (K/V rows read once
+ *                 per group); the last block of a unit to finish merges the splits (max-rescaled).
+ */
+#include "ds_attention.h"
+#include "ds_attention_ref.h"
+#include "fpk_common.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+#define FPK_CU(stmt)                                                                                         \
+	do {                                                                                                     \
+		cudaError_t e_ = (stmt);                                                                             \
+		if (e_ != cudaSuccess)                                                                               \
+			return fpk_error_set(FPK_EGPU, "cuda: '%s' failed at %s:%d: %s", #stmt, __FILE__, __LINE__,      \
+					     cudaGetErrorString(e_));                                                    \
+	} while (0)
+
+enum { HIST_BINS = 4096, NSPLIT_MAX = 256, SEL_THREADS = 1024, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
+
+struct fpk_ds_workspace {
+	fpk_ds_shape shape;
+	int kcap, lcap, sms;
+	float *scores;     /* (B*H, lcap) */
+	uint32_t *hist;    /* (B*H, 4096), zero between calls */
+	uint32_t *ckey;    /* (B*H, lcap) candidate keys */
+	int32_t *cidx;     /* (B*H, lcap) candidate tokens */
+	int32_t *idx;      /* (B*H, kcap) selection */
+	int32_t *nsel;     /* (B*H) */
+	float *part;       /* (B*H*NSPLIT_MAX, d+2) split partials */
+	unsigned *counter; /* (B*H) finished splits per unit, zero between calls */
+};
+
+/* ---- small device helpers ---- */
+
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float u16_to_f(uint16_t x, int bf16)
+{
+	return bf16 ? __bfloat162float(__ushort_as_bfloat16(x)) : __half2float(__ushort_as_half(x));
+}
+
+template <typename T> __device__ __forceinline__ void unpack8(const uint4 &u, float f[8]);
+template <> __device__ __forceinline__ void unpack8<__half>(const uint4 &u, float f[8])
+{
+	const __half2 *h = reinterpret_cast<const __half2 *>(&u);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		float2 x = __half22float2(h[i]);
+		f[2 * i] = x.x;
+		f[2 * i + 1] = x.y;
+	}
+}
+template <> __device__ __forceinline__ void unpack8<__nv_bfloat16>(const uint4 &u, float f[8])
+{
+	const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		float2 x = __bfloat1622float2(h[i]);
+		f[2 * i] = x.x;
+		f[2 * i + 1] = x.y;
+	}
+}
+
+__device__ __forceinline__ uint32_t dkey(float f)
+{
+	uint32_t u = __float_as_uint(f);
+	return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* same rule as fpk_ds_seq_topk */
+__device__ __forceinline__ int seq_topk(int len, int topk, int topk_div, int dense_below)
+{
+	long long k = topk > 0 ? topk : (topk_div > 0 ? ((long long)len + topk_div - 1) / topk_div : len);
+	if (k < 1)
+		k = 1;
+	return (len < dense_below || k >= len) ? 0 : (int)k;
+}
+
+/* exclusive scan over the block (blockDim.x a multiple of 32, at most 1024); sh: 32 ints */
+__device__ __forceinline__ int block_scan(int v, int *total, int *sh)
+{
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+	int x = v;
+#pragma unroll
+	for (int o = 1; o < 32; o <<= 1) {
+		int y = __shfl_up_sync(0xffffffffu, x, o);
+		if (lane >= o)
+			x += y;
+	}
+	if (lane == 31)
+		sh[w] = x;
+	__syncthreads();
+	if (w == 0) {
+		int s = lane < nw ? sh[lane] : 0;
+#pragma unroll
+		for (int o = 1; o < 32; o <<= 1) {
+			int y = __shfl_up_sync(0xffffffffu, s, o);
+			if (lane >= o)
+				s += y;
+		}
+		sh[lane] = s;
+	}
+	__syncthreads();
+	int pre = (w ? sh[w - 1] : 0) + x - v;
+	*total = sh[nw - 1];
+	__syncthreads();
+	return pre;
+}
+
+/* ---- 1. label build ---- */
+
+__global__ void ds_label_kernel(const uint16_t *__restrict__ k, const int32_t *__restrict__ lens,
+				const int32_t *__restrict__ from, const int32_t *__restrict__ ch, uint8_t *__restrict__ labels,
+				uint16_t *__restrict__ scales, int Hkv, int LH, int G, int per_head, int Lmax, int d, int r,
+				int rb)
+{
+	__shared__ int sch[256];
+	int bl = blockIdx.y, b = bl / LH, lh = bl % LH;
+	for (int j = threadIdx.x; j < r; j += blockDim.x)
+		sch[j] = ch[(size_t)lh * r + j];
+	__syncthreads();
+	int t = blockIdx.x * blockDim.x + threadIdx.x;
+	int t0 = from ? from[b] : 0;
+	if (t < t0 || t >= lens[b])
+		return;
+	int kvh = per_head ? lh / G : lh;
+	const uint16_t *krow = k + (((size_t)b * Hkv + kvh) * Lmax + t) * d;
+	size_t lrow = ((size_t)b * LH + lh) * Lmax + t;
+	uint8_t *row = labels + lrow * rb;
+	{
+		for (int j = 0; j < rb / 2; j++) {
+			uint16_t v = j < r ? krow[sch[j]] : 0;
+			reinterpret_cast<uint16_t *>(row)[j] = v;
+		}
+	}
+}
+
+/* quantized labels: fp16 scale rounded up from max|x|/qmax, q = rint(x/scale), as fpk_ds_ref_quantize */
+template <int FMT>
+__global__ void ds_label_q_kernel(const uint16_t *__restrict__ k, const int32_t *__restrict__ lens,
+				  const int32_t *__restrict__ from, const int32_t *__restrict__ ch,
+				  uint8_t *__restrict__ labels, uint16_t *__restrict__ scales, int Hkv, int LH, int G,
+				  int per_head, int Lmax, int d, int r, int rb, int bf16)
+{
+	__shared__ int sch[256];
+	int bl = blockIdx.y, b = bl / LH, lh = bl % LH;
+	for (int j = threadIdx.x; j < r; j += blockDim.x)
+		sch[j] = ch[(size_t)lh * r + j];
+	__syncthreads();
+	int t = blockIdx.x * blockDim.x + threadIdx.x;
+	int t0 = from ? from[b] : 0;
+	if (t < t0 || t >= lens[b])
+		return;
+	int kvh = per_head ? lh / G : lh;
+	const uint16_t *krow = k + (((size_t)b * Hkv + kvh) * Lmax + t) * d;
+	size_t lrow = ((size_t)b * LH + lh) * Lmax + t;
+	uint32_t *row = reinterpret_cast<uint32_t *>(labels + lrow * rb);
+	const int qmax = FMT == FPK_DS_LABEL_Q8 ? 127 : 7;
+	float amax = 0.0f;
+	for (int j = 0; j < r; j++)
+		amax = fmaxf(amax, fabsf(u16_to_f(krow[sch[j]], bf16)));
+	float s = amax / (float)qmax;
+	if (s > 65504.0f)
+		s = 65504.0f;
+	uint16_t sb = __half_as_ushort(__float2half_rn(s));
+	if (__half2float(__ushort_as_half(sb)) < s)
+		sb++;
+	float sh = __half2float(__ushort_as_half(sb));
+	const int per_word = FMT == FPK_DS_LABEL_Q8 ? 4 : 8, bits = FMT == FPK_DS_LABEL_Q8 ? 8 : 4;
+	const uint32_t mask = FMT == FPK_DS_LABEL_Q8 ? 0xFFu : 0xFu;
+	for (int w = 0; w < rb / 4; w++) {
+		uint32_t word = 0;
+		for (int e = 0; e < per_word; e++) {
+			int j = w * per_word + e;
+			if (j >= r)
+				break;
+			float x = u16_to_f(krow[sch[j]], bf16);
+			float qf = sh > 0.0f ? rintf(x / sh) : 0.0f;
+			int qi = (int)fmaxf(-(float)qmax, fminf((float)qmax, qf));
+			word |= ((uint32_t)qi & mask) << (e * bits);
+		}
+		row[w] = word;
+	}
+	scales[lrow] = sb;
+}
+
+/* ---- 2. scores + histogram ---- */
+
+template <int FMT, int VW>
+__global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restrict__ q, const int32_t *__restrict__ lens,
+						     const int32_t *__restrict__ ch, const uint8_t *__restrict__ labels,
+						     const uint16_t *__restrict__ scales, float *__restrict__ scores,
+						     uint32_t *__restrict__ hist, int H, int Hkv, int LH, int d, int Lmax,
+						     int lcap, int r, int rb, int sel_per_head, int per_head_labels,
+						     int bf16, int chunk, int topk, int topk_div, int dense_below)
+{
+	__shared__ float qs[256];
+	__shared__ uint32_t sh[HIST_BINS];
+	const int u = blockIdx.y, G = H / Hkv, per = sel_per_head ? H : Hkv;
+	const int b = u / per, w = u % per, len = lens[b];
+	if (!seq_topk(len, topk, topk_div, dense_below))
+		return;
+	const int t0 = blockIdx.x * chunk;
+	if (t0 >= len)
+		return;
+	const int t1 = min(len, t0 + chunk);
+	const int h0 = sel_per_head ? w : w * G, nh = sel_per_head ? 1 : G;
+	const int lh = per_head_labels ? w : (sel_per_head ? w / G : w);
+	for (int j = threadIdx.x; j < r; j += blockDim.x) {
+		int c = ch[(size_t)lh * r + j];
+		float acc = 0.0f;
+		for (int h = h0; h < h0 + nh; h++)
+			acc += u16_to_f(q[((size_t)b * H + h) * d + c], bf16);
+		qs[j] = acc;
+	}
+	for (int i = threadIdx.x; i < HIST_BINS; i += blockDim.x)
+		sh[i] = 0;
+	__syncthreads();
+	const size_t lbase = ((size_t)b * LH + lh) * Lmax;
+	for (int t = t0 + threadIdx.x; t < t1; t += blockDim.x) {
+		const uint8_t *row = labels + (lbase + t) * rb;
+		float acc = 0.0f;
+		for (int off = 0; off < rb; off += VW) {
+			union {
+				uint4 v4;
+				uint2 v2[2];
+				uint32_t v1[4];
+				uint16_t h[8];
+				uint8_t c[16];
+			} x;
+			if (VW == 16)
+				x.v4 = *reinterpret_cast<const uint4 *>(row + off);
+			else if (VW == 8)
+				x.v2[0] = *reinterpret_cast<const uint2 *>(row + off);
+			else
+				x.v1[0] = *reinterpret_cast<const uint32_t *>(row + off);
+			if (FMT == FPK_DS_LABEL_16) {
+#pragma unroll
+				for (int e = 0; e < VW / 2; e++) {
+					int j = off / 2 + e;
+					if (j < r)
+						acc = __fmaf_rn(qs[j], u16_to_f(x.h[e], bf16), acc);
+				}
+			} else if (FMT == FPK_DS_LABEL_Q8) {
+#pragma unroll
+				for (int e = 0; e < VW; e++) {
+					int j = off + e;
+					if (j < r)
+						acc = __fmaf_rn(qs[j], (float)(int8_t)x.c[e], acc);
+				}
+			} else {
+#pragma unroll
+				for (int e = 0; e < 2 * VW; e++) {
+					int j = 2 * off + e;
+					int nib = (x.c[e >> 1] >> ((e & 1) * 4)) & 0xF;
+					if (j < r)
+						acc = __fmaf_rn(qs[j], (float)(nib >= 8 ? nib - 16 : nib), acc);
+				}
+			}
+		}
+		if (FMT != FPK_DS_LABEL_16)
+			acc = __fmul_rn(acc, __half2float(__ushort_as_half(scales[lbase + t])));
+		scores[(size_t)u * lcap + t] = acc;
+		atomicAdd(&sh[dkey(acc) >> 20], 1u);
+	}
+	__syncthreads();
+	for (int i = threadIdx.x; i < HIST_BINS; i += blockDim.x)
+		if (sh[i])
+			atomicAdd(&hist[(size_t)u * HIST_BINS + i], sh[i]);
+}
+
+/* ---- 3. exact top-k ---- */
+
+/* radix pass over the list entries whose key matches prefix in the bits above shift: digit (10 bits at shift)
+ * holding the need-th largest; need is reduced by the entries of larger digits */
+__device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int prefix_shift, int shift, int *need,
+			   uint32_t *digit, uint32_t *h, int *sc)
+{
+	for (int i = threadIdx.x; i < 1024; i += blockDim.x)
+		h[i] = 0;
+	__syncthreads();
+	for (int i = threadIdx.x; i < n1; i += blockDim.x) {
+		uint32_t k = ckey[i];
+		if ((k >> prefix_shift) == prefix)
+			atomicAdd(&h[(k >> shift) & 1023u], 1u);
+	}
+	__syncthreads();
+	/* descending digits: thread t owns digit 1023 - t (blockDim 1024) */
+	int bin = 1023 - (int)threadIdx.x;
+	int c = (int)h[bin], total;
+	int before = block_scan(c, &total, sc);
+	int nd = *need;
+	__syncthreads();
+	if (before < nd && nd <= before + c) {
+		sc[32] = bin;
+		sc[33] = nd - before;
+	}
+	__syncthreads();
+	*digit = (uint32_t)sc[32];
+	*need = sc[33];
+	__syncthreads();
+}
+
+__global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(const float *__restrict__ scores, uint32_t *__restrict__ hist,
+								 uint32_t *__restrict__ ckey, int32_t *__restrict__ cidx,
+								 int32_t *__restrict__ idx, int32_t *__restrict__ nsel,
+								 const int32_t *__restrict__ lens, int per, int lcap, int kcap,
+								 int topk, int topk_div, int dense_below)
+{
+	__shared__ int sc[40];
+	__shared__ uint32_t h[1024];
+	const int u = blockIdx.x, b = u / per, len = lens[b];
+	const int kb = seq_topk(len, topk, topk_div, dense_below);
+	if (!kb) {
+		if (threadIdx.x == 0)
+			nsel[u] = -len;
+		return;
+	}
+	const int tid = threadIdx.x;
+	/* the bin of the kb-th largest key; thread t holds bins 4095-4t .. 4092-4t */
+	uint32_t *hg = hist + (size_t)u * HIST_BINS;
+	int c[4], sum = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		c[i] = (int)hg[HIST_BINS - 1 - 4 * tid - i];
+		sum += c[i];
+	}
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		hg[HIST_BINS - 1 - 4 * tid - i] = 0;
+	int total;
+	int before = block_scan(sum, &total, sc);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (before < kb && kb <= before + c[i]) {
+			sc[34] = HIST_BINS - 1 - 4 * tid - i;
+			sc[35] = before;
+		}
+		before += c[i];
+	}
+	__syncthreads();
+	const uint32_t bstar = (uint32_t)sc[34];
+	const int above = sc[35];
+	__syncthreads();
+
+	/* ordered pass: keep tokens with bin >= b* in ascending order */
+	const float *srow = scores + (size_t)u * lcap;
+	uint32_t *kk = ckey + (size_t)u * lcap;
+	int32_t *ki = cidx + (size_t)u * lcap;
+	int n1 = 0;
+	for (int tile = 0; tile < len; tile += SEL_THREADS * SEL_ITEMS) {
+		int t = tile + tid * SEL_ITEMS;
+		float v[SEL_ITEMS];
+		if (t + SEL_ITEMS <= len) {
+			float4 a = *reinterpret_cast<const float4 *>(srow + t);
+			float4 bq = *reinterpret_cast<const float4 *>(srow + t + 4);
+			v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = bq.x, v[5] = bq.y, v[6] = bq.z, v[7] = bq.w;
+		} else {
+#pragma unroll
+			for (int i = 0; i < SEL_ITEMS; i++)
+				v[i] = t + i < len ? srow[t + i] : 0.0f;
+		}
+		int cnt = 0;
+		uint32_t keys[SEL_ITEMS];
+#pragma unroll
+		for (int i = 0; i < SEL_ITEMS; i++) {
+			keys[i] = dkey(v[i]);
+			cnt += (t + i < len && (keys[i] >> 20) >= bstar);
+		}
+		int tot;
+		int pos = n1 + block_scan(cnt, &tot, sc);
+#pragma unroll
+		for (int i = 0; i < SEL_ITEMS; i++)
+			if (t + i < len && (keys[i] >> 20) >= bstar) {
+				kk[pos] = keys[i];
+				ki[pos] = t + i;
+				pos++;
+			}
+		n1 += tot;
+	}
+	__syncthreads();
+
+	/* exact k-th key T inside bin b*, and the number m of ties at T to take */
+	int need = kb - above;
+	uint32_t d1, d0;
+	radix_pass(kk, n1, bstar, 20, 10, &need, &d1, h, sc);
+	radix_pass(kk, n1, (bstar << 10) | d1, 10, 0, &need, &d0, h, sc);
+	const uint32_t T = (bstar << 20) | (d1 << 10) | d0;
+	const int m = need;
+
+	/* ordered pass over the list: key > T, or key == T among the first m ties */
+	int32_t *out = idx + (size_t)u * kcap;
+	int eqc = 0, nout = 0;
+	for (int tile = 0; tile < n1; tile += SEL_THREADS * SEL_ITEMS) {
+		int i0 = tile + tid * SEL_ITEMS;
+		uint32_t keys[SEL_ITEMS];
+		int ne = 0;
+#pragma unroll
+		for (int i = 0; i < SEL_ITEMS; i++) {
+			keys[i] = i0 + i < n1 ? kk[i0 + i] : 0u;
+			ne += (i0 + i < n1 && keys[i] == T);
+		}
+		int etot;
+		int erank = eqc + block_scan(ne, &etot, sc);
+		int take = 0;
+		unsigned takemask = 0;
+#pragma unroll
+		for (int i = 0; i < SEL_ITEMS; i++) {
+			if (i0 + i >= n1)
+				continue;
+			int tk = keys[i] > T;
+			if (keys[i] == T)
+				tk = erank++ < m;
+			if (tk) {
+				takemask |= 1u << i;
+				take++;
+			}
+		}
+		int ttot;
+		int pos = nout + block_scan(take, &ttot, sc);
+#pragma unroll
+		for (int i = 0; i < SEL_ITEMS; i++)
+			if (takemask & (1u << i))
+				out[pos++] = ki[i0 + i];
+		eqc += etot;
+		nout += ttot;
+	}
+	if (tid == 0)
+		nsel[u] = nout; /* == kb */
+}
+
+/* ---- 4. split-KV attention, dense or over a selection ---- */
+
+struct att_args {
+	const void *q, *k, *v;
+	const int32_t *lens, *idx, *nsel; /* idx == NULL: dense */
+	float *out, *part;
+	unsigned *counter;
+	int H, Hkv, d, Lmax, hb, upb, sel_per_head, kcap, nsplit;
+	float qscale; /* log2(e) / sqrt(d) */
+};
+
+template <typename T, int LPR, int GB>
+__global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
+{
+	constexpr int RPW = 32 / LPR, NW = ATT_THREADS / 32, STEP = NW * RPW * ATT_UNROLL;
+	__shared__ float sm_m[NW][GB], sm_l[NW][GB];
+	__shared__ float sm_acc[NW][GB][256];
+	__shared__ int last;
+	const int wu = blockIdx.y, b = wu / a.upb, h0 = (wu % a.upb) * a.hb, G = a.H / a.Hkv, kvh = h0 / G;
+	const int d = a.d, hb = a.hb;
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, lir = lane % LPR, row = lane / LPR;
+	const int dim0 = lir * 8;
+	const bool act = dim0 < d;
+
+	int n;
+	const int32_t *list = nullptr;
+	if (!a.idx) {
+		n = a.lens[b];
+	} else {
+		int su = a.sel_per_head ? b * a.H + h0 : b * a.Hkv + kvh;
+		int ns = a.nsel[su];
+		if (ns < 0)
+			n = -ns;
+		else {
+			n = ns;
+			list = a.idx + (size_t)su * a.kcap;
+		}
+	}
+	const int chunk = (n + a.nsplit - 1) / a.nsplit;
+	const int t0 = blockIdx.x * chunk, t1 = min(n, t0 + chunk);
+
+	float qf[GB][8], acc[GB][8], m[GB], l[GB];
+#pragma unroll
+	for (int g = 0; g < GB; g++) {
+		m[g] = -INFINITY;
+		l[g] = 0.0f;
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			acc[g][i] = 0.0f, qf[g][i] = 0.0f;
+		if (g < hb && act) {
+			uint4 qv = *reinterpret_cast<const uint4 *>(reinterpret_cast<const T *>(a.q) +
+								    ((size_t)b * a.H + h0 + g) * d + dim0);
+			unpack8<T>(qv, qf[g]);
+#pragma unroll
+			for (int i = 0; i < 8; i++)
+				qf[g][i] *= a.qscale;
+		}
+	}
+	const T *kbase = reinterpret_cast<const T *>(a.k) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
+	const T *vbase = reinterpret_cast<const T *>(a.v) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
+
+	for (int base = t0; base < t1; base += STEP) {
+		uint4 kv[ATT_UNROLL], vv[ATT_UNROLL];
+		bool ok[ATT_UNROLL];
+#pragma unroll
+		for (int u = 0; u < ATT_UNROLL; u++) {
+			int i = base + (u * NW + warp) * RPW + row;
+			ok[u] = i < t1;
+			int tok = ok[u] ? (list ? __ldg(list + i) : i) : 0;
+			if (ok[u] && act) {
+				kv[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + (size_t)tok * d));
+				vv[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + (size_t)tok * d));
+			} else {
+				kv[u] = make_uint4(0, 0, 0, 0);
+				vv[u] = make_uint4(0, 0, 0, 0);
+			}
+		}
+		float s[GB][ATT_UNROLL];
+#pragma unroll
+		for (int u = 0; u < ATT_UNROLL; u++) {
+			float kf[8];
+			unpack8<T>(kv[u], kf);
+#pragma unroll
+			for (int g = 0; g < GB; g++) {
+				float x = 0.0f;
+#pragma unroll
+				for (int i = 0; i < 8; i++)
+					x = fmaf(qf[g][i], kf[i], x);
+				s[g][u] = x;
+			}
+		}
+#pragma unroll
+		for (int o = LPR / 2; o > 0; o >>= 1)
+#pragma unroll
+			for (int g = 0; g < GB; g++)
+#pragma unroll
+				for (int u = 0; u < ATT_UNROLL; u++)
+					s[g][u] += __shfl_xor_sync(0xffffffffu, s[g][u], o);
+#pragma unroll
+		for (int g = 0; g < GB; g++) {
+			float mx = m[g];
+#pragma unroll
+			for (int u = 0; u < ATT_UNROLL; u++)
+				if (ok[u])
+					mx = fmaxf(mx, s[g][u]);
+			if (mx == -INFINITY)
+				continue;
+			float c = exp2f(m[g] - mx);
+			l[g] *= c;
+#pragma unroll
+			for (int i = 0; i < 8; i++)
+				acc[g][i] *= c;
+			m[g] = mx;
+#pragma unroll
+			for (int u = 0; u < ATT_UNROLL; u++) {
+				float p = ok[u] ? exp2f(s[g][u] - mx) : 0.0f;
+				l[g] += p;
+				float vf[8];
+				unpack8<T>(vv[u], vf);
+#pragma unroll
+				for (int i = 0; i < 8; i++)
+					acc[g][i] = fmaf(p, vf[i], acc[g][i]);
+			}
+		}
+	}
+	/* merge the row slots of the warp (lanes with equal lir) */
+#pragma unroll
+	for (int o = LPR; o < 32; o <<= 1)
+#pragma unroll
+		for (int g = 0; g < GB; g++) {
+			float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
+			float mn = fmaxf(m[g], m2);
+			float c1 = mn == -INFINITY ? 0.0f : exp2f(m[g] - mn), c2 = mn == -INFINITY ? 0.0f : exp2f(m2 - mn);
+			l[g] = l[g] * c1 + l2 * c2;
+#pragma unroll
+			for (int i = 0; i < 8; i++) {
+				float a2 = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
+				acc[g][i] = acc[g][i] * c1 + a2 * c2;
+			}
+			m[g] = mn;
+		}
+	if (row == 0) {
+#pragma unroll
+		for (int g = 0; g < GB; g++) {
+			if (lir == 0) {
+				sm_m[warp][g] = m[g];
+				sm_l[warp][g] = l[g];
+			}
+			if (act)
+#pragma unroll
+				for (int i = 0; i < 8; i++)
+					sm_acc[warp][g][dim0 + i] = acc[g][i];
+		}
+	}
+	__syncthreads();
+	const int D2 = d + 2;
+	float *mypart = a.part + ((size_t)wu * a.nsplit + blockIdx.x) * hb * D2;
+	for (int e = threadIdx.x; e < hb * d; e += ATT_THREADS) {
+		int g = e / d, j = e % d;
+		float M = -INFINITY;
+#pragma unroll
+		for (int w = 0; w < NW; w++)
+			M = fmaxf(M, sm_m[w][g]);
+		float L = 0.0f, A = 0.0f;
+		if (M != -INFINITY)
+#pragma unroll
+			for (int w = 0; w < NW; w++) {
+				float c = exp2f(sm_m[w][g] - M);
+				L += sm_l[w][g] * c;
+				A += sm_acc[w][g][j] * c;
+			}
+		if (a.nsplit == 1) {
+			a.out[((size_t)b * a.H + h0 + g) * d + j] = A / L;
+		} else {
+			mypart[g * D2 + j] = A;
+			if (j == 0) {
+				mypart[g * D2 + d] = M;
+				mypart[g * D2 + d + 1] = L;
+			}
+		}
+	}
+	if (a.nsplit == 1)
+		return;
+	__threadfence();
+	__syncthreads();
+	if (threadIdx.x == 0)
+		last = atomicAdd(&a.counter[wu], 1u) == (unsigned)a.nsplit - 1;
+	__syncthreads();
+	if (!last)
+		return;
+	__threadfence();
+	const float *up = a.part + (size_t)wu * a.nsplit * hb * D2;
+	for (int e = threadIdx.x; e < hb * d; e += ATT_THREADS) {
+		int g = e / d, j = e % d;
+		float M = -INFINITY;
+		for (int s = 0; s < a.nsplit; s++)
+			M = fmaxf(M, __ldcg(up + ((size_t)s * hb + g) * D2 + d));
+		float L = 0.0f, A = 0.0f;
+		for (int s = 0; s < a.nsplit; s++) {
+			const float *p = up + ((size_t)s * hb + g) * D2;
+			float ms = __ldcg(p + d);
+			if (ms == -INFINITY)
+				continue;
+			float c = exp2f(ms - M);
+			L += __ldcg(p + d + 1) * c;
+			A += __ldcg(p + j) * c;
+		}
+		a.out[((size_t)b * a.H + h0 + g) * d + j] = A / L;
+	}
+	if (threadIdx.x == 0)
+		a.counter[wu] = 0;
+}
+
+/* ---- host side ---- */
+
+static int device_sms(int *sms)
+{
+	int dev;
+	FPK_CU(cudaGetDevice(&dev));
+	FPK_CU(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev));
+	return 0;
+}
+
+extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_workspace **out)
+{
+	*out = NULL;
+	int rc = fpk_ds_check_shape(s);
+	if (rc)
+		return rc;
+	if (max_topk < 1)
+		return fpk_error_set(FPK_EUSAGE, "ds workspace: max top-k %d must be positive", max_topk);
+	fpk_ds_workspace *ws = (fpk_ds_workspace *)calloc(1, sizeof(*ws));
+	if (!ws)
+		return fpk_error_set(FPK_EIO, "ds workspace: out of memory");
+	ws->shape = *s;
+	ws->kcap = max_topk < s->max_len ? max_topk : s->max_len;
+	ws->lcap = (s->max_len + 7) & ~7;
+	size_t U = (size_t)s->batch * s->heads;
+#define ALLOC(ptr, n)                                                                                        \
+	do {                                                                                                     \
+		cudaError_t e_ = cudaMalloc((void **)&ws->ptr, sizeof(*ws->ptr) * (n));                             \
+		if (e_ != cudaSuccess) {                                                                             \
+			rc = fpk_error_set(FPK_EGPU, "ds workspace: cudaMalloc of '%s' (%zu bytes) failed: %s", #ptr,   \
+					   sizeof(*ws->ptr) * (size_t)(n), cudaGetErrorString(e_));                       \
+			goto done;                                                                               \
+		}                                                                                                    \
+	} while (0)
+	if ((rc = device_sms(&ws->sms)))
+		goto done;
+	ALLOC(scores, U * ws->lcap);
+	ALLOC(hist, U * HIST_BINS);
+	ALLOC(ckey, U * ws->lcap);
+	ALLOC(cidx, U * ws->lcap);
+	ALLOC(idx, U * ws->kcap);
+	ALLOC(nsel, U);
+	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 2));
+	ALLOC(counter, U);
+#undef ALLOC
+	if (cudaMemset(ws->hist, 0, sizeof(uint32_t) * U * HIST_BINS) != cudaSuccess ||
+	    cudaMemset(ws->counter, 0, sizeof(unsigned) * U) != cudaSuccess) {
+		rc = fpk_error_set(FPK_EGPU, "ds workspace: cudaMemset failed");
+		goto done;
+	}
+done:
+	if (rc) {
+		fpk_ds_workspace_free(ws);
+		return rc;
+	}
+	*out = ws;
+	return 0;
+}
+
+extern "C" void fpk_ds_workspace_free(fpk_ds_workspace *ws)
+{
+	if (!ws)
+		return;
+	cudaFree(ws->scores);
+	cudaFree(ws->hist);
+	cudaFree(ws->ckey);
+	cudaFree(ws->cidx);
+	cudaFree(ws->idx);
+	cudaFree(ws->nsel);
+	cudaFree(ws->part);
+	cudaFree(ws->counter);
+	free(ws);
+}
+
+extern "C" void fpk_ds_workspace_selection(const fpk_ds_workspace *ws, const int32_t **idx, const int32_t **nsel,
+					   int *kcap)
+{
+	*idx = ws->idx;
+	*nsel = ws->nsel;
+	*kcap = ws->kcap;
+}
+
+static int same_shape(const fpk_ds_shape *a, const fpk_ds_shape *b)
+{
+	return a->batch == b->batch && a->heads == b->heads && a->kv_heads == b->kv_heads &&
+	       a->head_dim == b->head_dim && a->max_len == b->max_len;
+}
+
+extern "C" int fpk_ds_label_build(const fpk_ds_label_params *p, void *stream)
+{
+	const fpk_ds_shape *s = &p->shape;
+	const fpk_ds_label_cfg *c = &p->cfg;
+	int rc = fpk_ds_check_shape(s);
+	if (rc || (rc = fpk_ds_check_cfg(s, c)))
+		return rc;
+	if (c->fmt != FPK_DS_LABEL_16 && !p->scales)
+		return fpk_error_set(FPK_EUSAGE, "ds labels: quantized labels need a scale array");
+	cudaStream_t st = (cudaStream_t)stream;
+	int G = s->heads / s->kv_heads, LH = c->per_head_labels ? s->heads : s->kv_heads;
+	int rb = (int)fpk_ds_label_row_bytes(c), bf16 = s->kv_dtype == FPK_BF16;
+	dim3 grid((s->max_len + 255) / 256, s->batch * LH);
+	const uint16_t *k = (const uint16_t *)p->k;
+	if (c->fmt == FPK_DS_LABEL_16)
+		ds_label_kernel<<<grid, 256, 0, st>>>(k, p->lens, p->from, c->ch, p->labels, p->scales,
+									 s->kv_heads, LH, G, c->per_head_labels, s->max_len,
+									 s->head_dim, c->r, rb);
+	else if (c->fmt == FPK_DS_LABEL_Q8)
+		ds_label_q_kernel<FPK_DS_LABEL_Q8><<<grid, 256, 0, st>>>(k, p->lens, p->from, c->ch, p->labels, p->scales,
+									   s->kv_heads, LH, G, c->per_head_labels,
+									   s->max_len, s->head_dim, c->r, rb, bf16);
+	else
+		ds_label_q_kernel<FPK_DS_LABEL_Q4><<<grid, 256, 0, st>>>(k, p->lens, p->from, c->ch, p->labels, p->scales,
+									   s->kv_heads, LH, G, c->per_head_labels,
+									   s->max_len, s->head_dim, c->r, rb, bf16);
+	FPK_CU(cudaGetLastError());
+	return 0;
+}
+
+typedef void (*att_fn)(att_args);
+
+template <typename T, int GB> static att_fn pick_lpr(int lpr)
+{
+	switch (lpr) {
+	case 1: return ds_attn_kernel<T, 1, GB>;
+	case 2: return ds_attn_kernel<T, 2, GB>;
+	case 4: return ds_attn_kernel<T, 4, GB>;
+	case 8: return ds_attn_kernel<T, 8, GB>;
+	case 16: return ds_attn_kernel<T, 16, GB>;
+	default: return ds_attn_kernel<T, 32, GB>;
+	}
+}
+
+template <typename T> static att_fn pick_gb(int gb, int lpr)
+{
+	switch (gb) {
+	case 1: return pick_lpr<T, 1>(lpr);
+	case 2: return pick_lpr<T, 2>(lpr);
+	case 4: return pick_lpr<T, 4>(lpr);
+	default: return pick_lpr<T, 8>(lpr);
+	}
+}
+
+/* attention over units of hb query heads; idx/nsel NULL for dense; nmax: the most tokens a unit may have */
+static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k, const void *v, const int32_t *lens,
+			    const int32_t *idx, const int32_t *nsel, int kcap, int sel_per_head, int nmax, float *out,
+			    fpk_ds_workspace *ws, cudaStream_t st)
+{
+	int G = s->heads / s->kv_heads;
+	int hb = 1;
+	if (!sel_per_head)
+		for (int x = 8; x >= 1; x--)
+			if (G % x == 0) {
+				hb = x;
+				break;
+			}
+	int gb = hb <= 1 ? 1 : hb <= 2 ? 2 : hb <= 4 ? 4 : 8;
+	int lpr = 1;
+	while (lpr * 8 < s->head_dim)
+		lpr *= 2;
+	att_args a;
+	a.q = q, a.k = k, a.v = v, a.lens = lens, a.idx = idx, a.nsel = nsel, a.out = out, a.part = ws->part;
+	a.counter = ws->counter;
+	a.H = s->heads, a.Hkv = s->kv_heads, a.d = s->head_dim, a.Lmax = s->max_len, a.hb = hb;
+	a.upb = s->heads / hb, a.sel_per_head = sel_per_head, a.kcap = kcap;
+	a.qscale = 1.4426950408889634f / sqrtf((float)s->head_dim);
+	int units = s->batch * a.upb;
+	int want = (6 * ws->sms + units - 1) / units;
+	int cap = nmax / 64 > 1 ? nmax / 64 : 1;
+	a.nsplit = want < cap ? want : cap;
+	if (a.nsplit > NSPLIT_MAX)
+		a.nsplit = NSPLIT_MAX;
+	if (a.nsplit < 1)
+		a.nsplit = 1;
+	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr) : pick_gb<__half>(gb, lpr);
+	fn<<<dim3(a.nsplit, units), ATT_THREADS, 0, st>>>(a);
+	FPK_CU(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int fpk_ds_dense_decode(const fpk_ds_dense_params *p, fpk_ds_workspace *ws, void *stream)
+{
+	int rc = fpk_ds_check_shape(&p->shape);
+	if (rc)
+		return rc;
+	if (!same_shape(&p->shape, &ws->shape))
+		return fpk_error_set(FPK_EUSAGE, "ds dense decode: workspace was made for another shape");
+	return launch_attention(&p->shape, p->q, p->k, p->v, p->lens, NULL, NULL, 0, 0, p->shape.max_len, p->out, ws,
+				(cudaStream_t)stream);
+}
+
+template <int FMT>
+static void launch_score(int vw, dim3 grid, cudaStream_t st, const fpk_ds_decode_params *p, fpk_ds_workspace *ws,
+			 int LH, int rb, int chunk)
+{
+	const fpk_ds_shape *s = &p->shape;
+	auto fn = vw == 16 ? ds_score_kernel<FMT, 16> : vw == 8 ? ds_score_kernel<FMT, 8> : ds_score_kernel<FMT, 4>;
+	fn<<<grid, 256, 0, st>>>((const uint16_t *)p->q, p->lens, p->cfg.ch, p->labels, p->scales, ws->scores, ws->hist,
+				 s->heads, s->kv_heads, LH, s->head_dim, s->max_len, ws->lcap, p->cfg.r, rb,
+				 p->sel_per_head, p->cfg.per_head_labels, s->kv_dtype == FPK_BF16, chunk, p->topk,
+				 p->topk_div, p->dense_below);
+}
+
+extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws, void *stream)
+{
+	const fpk_ds_shape *s = &p->shape;
+	int rc = fpk_ds_check_shape(s);
+	if (rc || (rc = fpk_ds_check_cfg(s, &p->cfg)))
+		return rc;
+	if (!same_shape(s, &ws->shape))
+		return fpk_error_set(FPK_EUSAGE, "ds decode: workspace was made for another shape");
+	if (p->cfg.per_head_labels && !p->sel_per_head)
+		return fpk_error_set(FPK_EUSAGE, "ds attention: per-query-head labels need per-head selection");
+	if (p->cfg.fmt != FPK_DS_LABEL_16 && !p->scales)
+		return fpk_error_set(FPK_EUSAGE, "ds decode: quantized labels need a scale array");
+	/* the largest k any sequence can get must fit the workspace */
+	long long kmax = p->topk > 0 ? p->topk : (p->topk_div > 0 ? ((long long)s->max_len + p->topk_div - 1) / p->topk_div
+								 : s->max_len);
+	if (kmax > ws->kcap && kmax < s->max_len)
+		return fpk_error_set(FPK_EUSAGE, "ds decode: top-k up to %lld over the workspace's %d", kmax, ws->kcap);
+	cudaStream_t st = (cudaStream_t)stream;
+	int per = p->sel_per_head ? s->heads : s->kv_heads, U = s->batch * per;
+	int LH = p->cfg.per_head_labels ? s->heads : s->kv_heads;
+	int rb = (int)fpk_ds_label_row_bytes(&p->cfg);
+	int vw = rb % 16 == 0 ? 16 : rb % 8 == 0 ? 8 : 4;
+	int target = (4 * ws->sms + U - 1) / U;
+	int chunk = (s->max_len + target - 1) / target;
+	if (chunk < 1024)
+		chunk = 1024;
+	dim3 grid((s->max_len + chunk - 1) / chunk, U);
+	if (p->cfg.fmt == FPK_DS_LABEL_16)
+		launch_score<FPK_DS_LABEL_16>(vw, grid, st, p, ws, LH, rb, chunk);
+	else if (p->cfg.fmt == FPK_DS_LABEL_Q8)
+		launch_score<FPK_DS_LABEL_Q8>(vw, grid, st, p, ws, LH, rb, chunk);
+	else
+		launch_score<FPK_DS_LABEL_Q4>(vw, grid, st, p, ws, LH, rb, chunk);
+	FPK_CU(cudaGetLastError());
+	ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->scores, ws->hist, ws->ckey, ws->cidx, ws->idx, ws->nsel, p->lens,
+						   per, ws->lcap, ws->kcap, p->topk, p->topk_div, p->dense_below);
+	FPK_CU(cudaGetLastError());
+	int nmax = ws->kcap;
+	int db = p->dense_below < s->max_len ? p->dense_below : s->max_len;
+	if (db > nmax)
+		nmax = db;
+	return launch_attention(s, p->q, p->k, p->v, p->lens, ws->idx, ws->nsel, ws->kcap, p->sel_per_head, nmax, p->out,
+				ws, st);
+}
