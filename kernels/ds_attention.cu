@@ -364,29 +364,32 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(const float *__r
 	uint32_t *kk = ckey + (size_t)u * lcap;
 	int32_t *ki = cidx + (size_t)u * lcap;
 	int n1 = 0;
-	for (int tile = 0; tile < len; tile += SEL_THREADS * SEL_ITEMS) {
-		int t = tile + tid * SEL_ITEMS;
-		float v[SEL_ITEMS];
-		if (t + SEL_ITEMS <= len) {
-			float4 a = *reinterpret_cast<const float4 *>(srow + t);
-			float4 bq = *reinterpret_cast<const float4 *>(srow + t + 4);
-			v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = bq.x, v[5] = bq.y, v[6] = bq.z, v[7] = bq.w;
+	constexpr int P1 = 2 * SEL_ITEMS; /* scores per thread per tile of the full pass */
+	for (int tile = 0; tile < len; tile += SEL_THREADS * P1) {
+		int t = tile + tid * P1;
+		float v[P1];
+		if (t + P1 <= len) {
+#pragma unroll
+			for (int i = 0; i < P1; i += 4) {
+				float4 a = *reinterpret_cast<const float4 *>(srow + t + i);
+				v[i] = a.x, v[i + 1] = a.y, v[i + 2] = a.z, v[i + 3] = a.w;
+			}
 		} else {
 #pragma unroll
-			for (int i = 0; i < SEL_ITEMS; i++)
+			for (int i = 0; i < P1; i++)
 				v[i] = t + i < len ? srow[t + i] : 0.0f;
 		}
 		int cnt = 0;
-		uint32_t keys[SEL_ITEMS];
+		uint32_t keys[P1];
 #pragma unroll
-		for (int i = 0; i < SEL_ITEMS; i++) {
+		for (int i = 0; i < P1; i++) {
 			keys[i] = dkey(v[i]);
 			cnt += (t + i < len && (keys[i] >> 20) >= bstar);
 		}
 		int tot;
 		int pos = n1 + block_scan(cnt, &tot, sc);
 #pragma unroll
-		for (int i = 0; i < SEL_ITEMS; i++)
+		for (int i = 0; i < P1; i++)
 			if (t + i < len && (keys[i] >> 20) >= bstar) {
 				kk[pos] = keys[i];
 				ki[pos] = t + i;
@@ -824,14 +827,17 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 	a.upb = s->heads / hb, a.sel_per_head = sel_per_head, a.kcap = kcap;
 	a.qscale = 1.4426950408889634f / sqrtf((float)s->head_dim);
 	int units = s->batch * a.upb;
-	int want = (6 * ws->sms + units - 1) / units;
-	int cap = nmax / 64 > 1 ? nmax / 64 : 1;
+	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr) : pick_gb<__half>(gb, lpr);
+	/* one full wave of resident blocks, at least 32 tokens per split */
+	int bps = 1;
+	FPK_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, fn, ATT_THREADS, 0));
+	int want = bps * ws->sms / units;
+	int cap = nmax / 32 > 1 ? nmax / 32 : 1;
 	a.nsplit = want < cap ? want : cap;
 	if (a.nsplit > NSPLIT_MAX)
 		a.nsplit = NSPLIT_MAX;
 	if (a.nsplit < 1)
 		a.nsplit = 1;
-	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr) : pick_gb<__half>(gb, lpr);
 	fn<<<dim3(a.nsplit, units), ATT_THREADS, 0, st>>>(a);
 	FPK_CU(cudaGetLastError());
 	return 0;
@@ -882,10 +888,10 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	int LH = p->cfg.per_head_labels ? s->heads : s->kv_heads;
 	int rb = (int)fpk_ds_label_row_bytes(&p->cfg);
 	int vw = rb % 16 == 0 ? 16 : rb % 8 == 0 ? 8 : 4;
-	int target = (4 * ws->sms + U - 1) / U;
+	int target = (8 * ws->sms + U - 1) / U; /* about one wave of 8 blocks per SM */
 	int chunk = (s->max_len + target - 1) / target;
-	if (chunk < 1024)
-		chunk = 1024;
+	if (chunk < 512)
+		chunk = 512;
 	dim3 grid((s->max_len + chunk - 1) / chunk, U);
 	if (p->cfg.fmt == FPK_DS_LABEL_16)
 		launch_score<FPK_DS_LABEL_16>(vw, grid, st, p, ws, LH, rb, chunk);
@@ -894,9 +900,13 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	else
 		launch_score<FPK_DS_LABEL_Q4>(vw, grid, st, p, ws, LH, rb, chunk);
 	FPK_CU(cudaGetLastError());
+	if (p->stop_after == 1)
+		return 0;
 	ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->scores, ws->hist, ws->ckey, ws->cidx, ws->idx, ws->nsel, p->lens,
 						   per, ws->lcap, ws->kcap, p->topk, p->topk_div, p->dense_below);
 	FPK_CU(cudaGetLastError());
+	if (p->stop_after == 2)
+		return 0;
 	int nmax = ws->kcap;
 	int db = p->dense_below < s->max_len ? p->dense_below : s->max_len;
 	if (db > nmax)
