@@ -11,6 +11,7 @@ extern "C" {
 
 #define FPK_TCSL_TILE_M 128
 #define FPK_TCSL_TILE_K 64
+#define FPK_TCSL_TILE_ELEMS (FPK_TCSL_TILE_M * FPK_TCSL_TILE_K) /* 8192: locs are 0..8191 */
 
 typedef struct fpk_tcsl {
 	int64_t m, k;         /* logical shape of W ([out, in]) */
@@ -24,14 +25,28 @@ typedef struct fpk_tcsl {
 	int32_t *offsets;     /* (T + 2) tile starts in units of 4 entries; offsets[T+1] == offsets[T] */
 } fpk_tcsl;
 
-/* Encode W (m x k, row-major, 16-bit patterns of dtype) with nthreads workers (bytes do not depend on it).
- * NaN in W is FPK_EFORMAT naming the index unless allow_nan (then NaN is stored as any non-zero value).
- * Caller releases with fpk_tcsl_release. */
+/* Encode W (m x k, row-major, 16-bit patterns of dtype) with nthreads workers (bytes do not depend on it;
+ * nthreads < 1 means all cores). NaN in W is FPK_EFORMAT naming the index unless allow_nan (then NaN is stored
+ * as any non-zero value). Caller releases with fpk_tcsl_release. */
 int fpk_tcsl_encode(fpk_tcsl *out, const uint16_t *w, int64_t m, int64_t k, fpk_dtype dtype, int reorder,
 		    int allow_nan, int nthreads);
-/* Decode into w (m x k, row-major), bit for bit what was encoded (-0.0 and pads excepted: zeros are +0). */
+/* Decode into w (m x k, row-major), bit for bit what was encoded (-0.0 and pads excepted: zeros are +0).
+ * Checks bounds as it goes (FPK_EFORMAT on an offset or loc out of range); it does not run every rule of
+ * fpk_tcsl_validate. */
 int fpk_tcsl_decode(const fpk_tcsl *t, uint16_t *w);
 void fpk_tcsl_release(fpk_tcsl *t);
+
+/* number of tiles T = tiles_m * tiles_k for a logical m x k */
+int64_t fpk_tcsl_tiles(int64_t m, int64_t k);
+/* bank of a loc: (loc mod 64) / 2 */
+static inline unsigned fpk_tcsl_bank(unsigned loc) { return (loc & 63u) >> 1; }
+/* loc of row r (0..127), column c (0..63) within a tile */
+static inline unsigned fpk_tcsl_loc(unsigned r, unsigned c) { return r * 64u + (c ^ ((r & 7u) * 8u)); }
+
+/* Check t against the rules of docs/format.md section 3 "a compliant reader must reject" that concern the arrays:
+ * R7-R10 (offsets), R11 (loc range), R12 (duplicate loc), R13 (pads), R14 (logical region), R15 (nnz, skipped
+ * when nnz_expect is UINT64_MAX). name is used in messages. FPK_EFORMAT naming the rule on the first violation. */
+int fpk_tcsl_validate(const fpk_tcsl *t, const char *name, uint64_t nnz_expect);
 
 #ifdef __cplusplus
 }

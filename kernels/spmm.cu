@@ -1,0 +1,541 @@
+/* spmm.cu: Y (n x m) = X (n x k) W^T with W (m x k) in Tiled-CSL, "load as sparse, compute as dense" on tensor
+ * cores (mma.sync m16n8k16, fp32 accumulation), fp16 and bf16. Test: tests/gpu/test_spmm; bench: bench/bench_spmm.
+ *
+ * Design (notes and measurements in bench/spmm_notes.md):
+ * - Stream-K: the T = tiles_m * tiles_k tiles are numbered row-tile-major, exactly the order of their entries in
+ *   memory, so a block's share [t0, t1) of the tiles is ONE contiguous byte range of the values array. The grid
+ *   is SMs x occupancy blocks per 64-token chunk (split chosen from the device, no per-shape table); each block
+ *   gets an equal count of tiles, crossing row-tile boundaries where it must.
+ * - Each block streams its byte range through a ring of RING chunks of CHUNK_V 16-byte vectors with cp.async
+ *   (each thread copies and later reads only its own vectors, so the ring needs no barrier); RING chunks
+ *   (32 KB) are in flight per block whatever the sparsity, so the fixed cost of a sparse tile is small.
+ * - Entries are scattered with 16-bit shared stores into one of two dense XOR-swizzled 128x64 tiles exactly at
+ *   loc (loc = r*64 + (c ^ ((r&7)*8))); when a tile's last vector has been scattered, one barrier, then each of
+ *   the 4 warps multiplies its 32 rows (ldmatrix + mma) against the X slice (swizzled [n][64] in shared memory,
+ *   loaded one tile ahead through registers) and zeroes its own rows for the tile after next.
+ * - Row tiles owned whole by a block are written directly; partial ones are reduced in fp32: atomicAdd into
+ *   the fp32 workspace, then a per-row-tile tile counter; the block that completes the count converts the sums
+ *   to the output type, and puts zeros back into the workspace and the counter (the workspace stays zero).
+ * - Reads: values only within [offsets clamped to n_vectors), loc masked to 0..8191, X only inside n x k. */
+#include "spmm.h"
+#include "fpk_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <string.h>
+
+#define TM 128
+#define TK 64
+#define THREADS 128
+#define VPT 2                      /* vectors per thread per chunk */
+#define CHUNK_V (THREADS * VPT)    /* 256 vectors = 4 KB */
+#define RING 8                     /* chunks in the ring = in flight: 32 KB */
+
+struct spmm_args {
+	const uint4 *vec;     /* entries as 16-byte vectors */
+	const int *off;       /* tile offsets (vectors) */
+	int nvec;             /* offsets are clamped to this */
+	int m, k, n;
+	int tiles_m, tiles_k;
+	int T;
+	int nblk;             /* blocks per token chunk (gridDim.x) */
+	int xvec;             /* 1: X rows are 16-byte aligned (k % 8 == 0), vector loads */
+	const uint16_t *x;
+	uint16_t *y;
+	float *ws;            /* n x m_pad fp32 partials */
+	unsigned *cnt;        /* chunks x tiles_m counters */
+	int mpad;
+	unsigned long long policy_dummy;
+};
+
+static __device__ __forceinline__ unsigned smem_u32(const void *p)
+{
+	return (unsigned)__cvta_generic_to_shared(p);
+}
+
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src, unsigned long long pol)
+{
+	asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+		     "l"(pol));
+}
+static __device__ __forceinline__ void cp_commit(void) { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> static __device__ __forceinline__ void cp_wait(void)
+{
+	asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+template <int BF> static __device__ __forceinline__ void mma16816(float *c, const unsigned *a, const unsigned *b)
+{
+	if (BF)
+		asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+			     "{%8,%9}, {%0,%1,%2,%3};\n"
+			     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+			     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+	else
+		asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+			     "{%8,%9}, {%0,%1,%2,%3};\n"
+			     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+			     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+template <int BF> static __device__ __forceinline__ uint16_t f32_to_out(float v)
+{
+	if (BF) {
+		__nv_bfloat16 h = __float2bfloat16_rn(v);
+		return *(uint16_t *)&h;
+	}
+	__half h = __float2half_rn(v);
+	return *(uint16_t *)&h;
+}
+
+static __device__ __forceinline__ int clampv(int v, int nvec) { return v < 0 ? 0 : (v > nvec ? nvec : v); }
+
+/* X slice of column tile j, tokens nb..nb+NT-1: NT x 64 values as NT*8 vectors, XR per thread */
+template <int NT> struct xstage {
+	static constexpr int NV = NT * 8;
+	static constexpr int XR = NV >= THREADS ? NV / THREADS : 1;
+	uint4 r[XR];
+};
+
+template <int NT>
+static __device__ __forceinline__ void x_load(xstage<NT> &s, const spmm_args &a, int nb, int j, int tid)
+{
+#pragma unroll
+	for (int q = 0; q < xstage<NT>::XR; q++) {
+		int idx = q * THREADS + tid;
+		uint4 v = make_uint4(0, 0, 0, 0);
+		if (idx < xstage<NT>::NV) {
+			int nn = idx >> 3, n = nb + nn, kk = j * TK + (idx & 7) * 8;
+			if (n < a.n && kk < a.k) {
+				const uint16_t *src = a.x + (size_t)n * a.k + kk;
+				if (a.xvec) {
+					v = __ldg((const uint4 *)src);
+				} else {
+					uint16_t e[8];
+#pragma unroll
+					for (int u = 0; u < 8; u++)
+						e[u] = kk + u < a.k ? __ldg(src + u) : (uint16_t)0;
+					v.x = e[0] | (unsigned)e[1] << 16;
+					v.y = e[2] | (unsigned)e[3] << 16;
+					v.z = e[4] | (unsigned)e[5] << 16;
+					v.w = e[6] | (unsigned)e[7] << 16;
+				}
+			}
+		}
+		s.r[q] = v;
+	}
+}
+
+template <int NT> static __device__ __forceinline__ void x_store(const xstage<NT> &s, uint16_t *xb, int tid)
+{
+#pragma unroll
+	for (int q = 0; q < xstage<NT>::XR; q++) {
+		int idx = q * THREADS + tid;
+		if (idx < xstage<NT>::NV) {
+			int nn = idx >> 3, ch = idx & 7;
+			*(uint4 *)(xb + nn * TK + ((ch ^ (nn & 7)) * 8)) = s.r[q];
+		}
+	}
+}
+
+static __device__ __forceinline__ void scatter4(uint16_t *dense, uint4 v)
+{
+	dense[(v.x >> 16) & 8191u] = (uint16_t)v.x;
+	dense[(v.y >> 16) & 8191u] = (uint16_t)v.y;
+	dense[(v.z >> 16) & 8191u] = (uint16_t)v.z;
+	dense[(v.w >> 16) & 8191u] = (uint16_t)v.w;
+}
+
+template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel(const spmm_args a)
+{
+	constexpr int NF = NT / 8;
+	extern __shared__ __align__(16) unsigned char smem[];
+	uint4 *ring = (uint4 *)smem;
+	uint16_t *dense = (uint16_t *)(smem + RING * CHUNK_V * 16);
+	uint16_t *xb = dense + 2 * TM * TK;
+	__shared__ int s_last;
+
+	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+	const int nb = blockIdx.y * NT;
+	const int t0 = (int)((long long)a.T * blockIdx.x / a.nblk);
+	const int t1 = (int)((long long)a.T * (blockIdx.x + 1) / a.nblk);
+	if (t0 >= t1)
+		return;
+
+	unsigned long long pol;
+	asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+
+	const int v0 = clampv(__ldg(a.off + t0), a.nvec);
+	int v1 = clampv(__ldg(a.off + t1), a.nvec);
+	if (v1 < v0)
+		v1 = v0;
+	const int nch = (v1 - v0 + CHUNK_V - 1) / CHUNK_V;
+
+	/* prologue: fill the ring */
+#pragma unroll
+	for (int p = 0; p < RING; p++) {
+		if (p < nch) {
+#pragma unroll
+			for (int q = 0; q < VPT; q++) {
+				int g = v0 + p * CHUNK_V + q * THREADS + tid;
+				if (g < v1)
+					cp_async16(ring + p * CHUNK_V + q * THREADS + tid, a.vec + g, pol);
+			}
+		}
+		cp_commit();
+	}
+	for (int i = tid; i < 2 * TM * TK / 8; i += THREADS)
+		((uint4 *)dense)[i] = make_uint4(0, 0, 0, 0);
+	xstage<NT> xs;
+	x_load<NT>(xs, a, nb, t0 % a.tiles_k, tid);
+	x_store<NT>(xs, xb + (t0 & 1) * NT * TK, tid);
+	__syncthreads();
+
+	float acc[2][NF][4];
+#pragma unroll
+	for (int mf = 0; mf < 2; mf++)
+#pragma unroll
+		for (int f = 0; f < NF; f++)
+#pragma unroll
+			for (int e = 0; e < 4; e++)
+				acc[mf][f][e] = 0.0f;
+
+	int t = t0;
+	int seg_j0 = t0 % a.tiles_k;
+	int tv_start = v0;
+	int tv_end = t < t1 ? max(clampv(__ldg(a.off + t + 1), a.nvec), tv_start) : 0x7fffffff;
+	int next_off = __ldg(a.off + min(t + 2, t1));
+	int done = v0;
+	const int g8 = lane >> 2, q4 = lane & 3;
+
+	/* tile t's last vector is scattered: multiply, zero own rows, flush a finished segment */
+	auto complete = [&]() {
+		if (t > t0)
+			x_store<NT>(xs, xb + (t & 1) * NT * TK, tid);
+		__syncthreads();
+		if (t + 1 < t1)
+			x_load<NT>(xs, a, nb, (t + 1) % a.tiles_k, tid);
+		uint16_t *dt = dense + (t & 1) * TM * TK;
+		const uint16_t *xt = xb + (t & 1) * NT * TK;
+		if (tv_end > tv_start) {
+#pragma unroll
+			for (int s = 0; s < 4; s++) {
+				unsigned af[2][4];
+#pragma unroll
+				for (int mf = 0; mf < 2; mf++) {
+					int row = warp * 32 + mf * 16 + (lane & 15), ch = 2 * s + (lane >> 4);
+					unsigned addr = smem_u32(dt + row * TK + ((ch ^ (row & 7)) * 8));
+					asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+						     : "=r"(af[mf][0]), "=r"(af[mf][1]), "=r"(af[mf][2]), "=r"(af[mf][3])
+						     : "r"(addr));
+				}
+#pragma unroll
+				for (int f = 0; f < NF; f++) {
+					unsigned bf[2];
+					int nr = f * 8 + (lane & 7), ch = 2 * s + ((lane >> 3) & 1);
+					unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
+					asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+						     : "=r"(bf[0]), "=r"(bf[1])
+						     : "r"(addr));
+#pragma unroll
+					for (int mf = 0; mf < 2; mf++)
+						mma16816<BF>(acc[mf][f], af[mf], bf);
+				}
+			}
+			__syncwarp();
+			/* zero this warp's 32 rows (4 KB) for the tile after next */
+			uint4 *zr = (uint4 *)(dt + warp * 32 * TK);
+#pragma unroll
+			for (int u = 0; u < 8; u++)
+				zr[u * 32 + lane] = make_uint4(0, 0, 0, 0);
+		}
+		const int j = t % a.tiles_k;
+		if (j == a.tiles_k - 1 || t + 1 == t1) {
+			const int i = t / a.tiles_k;
+			const int mb = i * TM + warp * 32;
+			if (seg_j0 == 0 && j == a.tiles_k - 1) {
+#pragma unroll
+				for (int mf = 0; mf < 2; mf++)
+#pragma unroll
+					for (int f = 0; f < NF; f++)
+#pragma unroll
+						for (int e = 0; e < 4; e++) {
+							int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
+							if (m < a.m && n < a.n)
+								a.y[(size_t)n * a.m + m] = f32_to_out<BF>(acc[mf][f][e]);
+						}
+			} else {
+#pragma unroll
+				for (int mf = 0; mf < 2; mf++)
+#pragma unroll
+					for (int f = 0; f < NF; f++)
+#pragma unroll
+						for (int e = 0; e < 4; e++) {
+							int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
+							if (m < a.m && n < a.n)
+								atomicAdd(a.ws + (size_t)n * a.mpad + m, acc[mf][f][e]);
+						}
+				__threadfence();
+				__syncthreads();
+				if (tid == 0) {
+					unsigned add = (unsigned)(j - seg_j0 + 1);
+					unsigned old = atomicAdd(a.cnt + blockIdx.y * a.tiles_m + i, add);
+					s_last = old + add == (unsigned)a.tiles_k;
+				}
+				__syncthreads();
+				if (s_last) {
+					__threadfence();
+					for (int idx = tid; idx < NT * TM; idx += THREADS) {
+						int m = i * TM + (idx & (TM - 1)), n = nb + idx / TM;
+						if (m < a.m && n < a.n) {
+							float *p = a.ws + (size_t)n * a.mpad + m;
+							a.y[(size_t)n * a.m + m] = f32_to_out<BF>(__ldcg(p));
+							__stcg(p, 0.0f);
+						}
+					}
+					if (tid == 0)
+						a.cnt[blockIdx.y * a.tiles_m + i] = 0;
+				}
+			}
+#pragma unroll
+			for (int mf = 0; mf < 2; mf++)
+#pragma unroll
+				for (int f = 0; f < NF; f++)
+#pragma unroll
+					for (int e = 0; e < 4; e++)
+						acc[mf][f][e] = 0.0f;
+			seg_j0 = 0;
+		}
+		t++;
+		tv_start = tv_end;
+		if (t < t1) {
+			tv_end = max(clampv(next_off, a.nvec), tv_start);
+			next_off = __ldg(a.off + min(t + 2, t1));
+		} else {
+			tv_end = 0x7fffffff;
+		}
+	};
+
+	for (int c = 0; c < nch; c++) {
+		cp_wait<RING - 1>();
+		const int cv0 = v0 + c * CHUNK_V, cv1 = min(cv0 + CHUNK_V, v1);
+		uint4 w[VPT];
+#pragma unroll
+		for (int q = 0; q < VPT; q++) {
+			int g = cv0 + q * THREADS + tid;
+			w[q] = g < cv1 ? ring[(c % RING) * CHUNK_V + q * THREADS + tid] : make_uint4(0, 0, 0, 0);
+		}
+		for (;;) {
+			const int lim = min(tv_end, cv1);
+			uint16_t *dt = dense + (t & 1) * TM * TK;
+#pragma unroll
+			for (int q = 0; q < VPT; q++) {
+				int g = cv0 + q * THREADS + tid;
+				if (g >= done && g < lim)
+					scatter4(dt, w[q]);
+			}
+			done = lim;
+			if (t < t1 && tv_end <= cv1)
+				complete();
+			else
+				break;
+		}
+		/* refill the slot just read (same thread wrote and read it: no barrier needed) */
+		const int cn = c + RING;
+		if (cn < nch) {
+#pragma unroll
+			for (int q = 0; q < VPT; q++) {
+				int g = v0 + cn * CHUNK_V + q * THREADS + tid;
+				if (g < v1)
+					cp_async16(ring + (cn % RING) * CHUNK_V + q * THREADS + tid, a.vec + g, pol);
+			}
+		}
+		cp_commit();
+	}
+	while (t < t1) /* trailing tiles without entries */
+		complete();
+	cp_wait<0>();
+}
+
+/* ---- host side ------------------------------------------------------------------------------------------ */
+
+static int tok_tile(int64_t n) { return n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : 64; }
+
+static size_t smem_bytes(int nt) { return (size_t)RING * CHUNK_V * 16 + 2 * TM * TK * 2 + 2 * (size_t)nt * TK * 2; }
+
+static size_t align256(size_t v) { return (v + 255) & ~(size_t)255; }
+
+extern "C" size_t fpk_spmm_workspace_size(int64_t m, int64_t n)
+{
+	int64_t mpad = (m + TM - 1) / TM * TM, tiles_m = mpad / TM;
+	int64_t nt = tok_tile(n), chunks = (n + nt - 1) / nt;
+	return align256((size_t)n * (size_t)mpad * 4) + (size_t)chunks * (size_t)tiles_m * 4;
+}
+
+extern "C" int fpk_spmm_workspace_alloc(void **ws, size_t size)
+{
+	*ws = NULL;
+	FPK_CUDA_TRY(cudaMalloc(ws, size ? size : 256));
+	FPK_CUDA_TRY(cudaMemset(*ws, 0, size ? size : 256));
+	return 0;
+}
+
+extern "C" void fpk_spmm_workspace_free(void *ws) { cudaFree(ws); }
+
+extern "C" int fpk_spmm_upload(fpk_spmm_weights *d, const fpk_tcsl *t)
+{
+	int rc = 0;
+	int64_t T = t->tiles_m * t->tiles_k;
+	void *vals = NULL, *offs = NULL;
+	memset(d, 0, sizeof(*d));
+	if (t->n_entries / 4 > 0x7fffffffull || T > 0x7fffffffll)
+		return fpk_error_set(FPK_EUSAGE, "matrix too large for the spmm kernel (%llu entries)",
+				     (unsigned long long)t->n_entries);
+	FPK_CUDA_GOTO(cudaMalloc(&vals, t->n_entries ? t->n_entries * 4 : 16), rc, done);
+	FPK_CUDA_GOTO(cudaMalloc(&offs, (size_t)(T + 3) * 4), rc, done);
+	if (t->n_entries)
+		FPK_CUDA_GOTO(cudaMemcpy(vals, t->values, t->n_entries * 4, cudaMemcpyHostToDevice), rc, done);
+	FPK_CUDA_GOTO(cudaMemcpy(offs, t->offsets, (size_t)(T + 2) * 4, cudaMemcpyHostToDevice), rc, done);
+	FPK_CUDA_GOTO(cudaMemcpy((int32_t *)offs + T + 2, t->offsets + T + 1, 4, cudaMemcpyHostToDevice), rc, done);
+	d->values = (const uint32_t *)vals;
+	d->offsets = (const int32_t *)offs;
+	d->m = t->m;
+	d->k = t->k;
+	d->tiles_m = t->tiles_m;
+	d->tiles_k = t->tiles_k;
+	d->n_vectors = t->n_entries / 4;
+	d->dtype = t->dtype;
+	d->owned = 1;
+	vals = offs = NULL;
+done:
+	cudaFree(vals);
+	cudaFree(offs);
+	return rc;
+}
+
+extern "C" void fpk_spmm_weights_free(fpk_spmm_weights *d)
+{
+	if (d && d->owned) {
+		cudaFree((void *)d->values);
+		cudaFree((void *)d->offsets);
+	}
+	if (d)
+		memset(d, 0, sizeof(*d));
+}
+
+template <int BF, int NT> static int launch(const spmm_args &a0, const fpk_spmm_params *p, int chunks)
+{
+	static int occ_cache[2] = {0, 0}; /* [device 0 only cached; others recomputed] */
+	spmm_args a = a0;
+	int dev = 0, sms = 0, occ = 0;
+	size_t sm = smem_bytes(NT);
+	FPK_CUDA_TRY(cudaGetDevice(&dev));
+	FPK_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+	FPK_CUDA_TRY(cudaFuncSetAttribute(spmm_kernel<BF, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+	if (dev == 0 && occ_cache[0])
+		occ = occ_cache[0];
+	else {
+		FPK_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, spmm_kernel<BF, NT>, THREADS, sm));
+		if (dev == 0)
+			occ_cache[0] = occ;
+	}
+	if (occ < 1)
+		occ = 1;
+	int nblk = p->blocks > 0 ? p->blocks : (sms * occ) / chunks;
+	if (nblk < 1)
+		nblk = 1;
+	if (nblk > a.T)
+		nblk = a.T;
+	a.nblk = nblk;
+	dim3 grid((unsigned)nblk, (unsigned)chunks);
+	spmm_kernel<BF, NT><<<grid, THREADS, sm, (cudaStream_t)p->stream>>>(a);
+	FPK_CUDA_TRY(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int fpk_spmm_run(const fpk_spmm_params *p)
+{
+	const fpk_spmm_weights *w = p ? p->w : NULL;
+	if (!p || !w || !p->x || !p->y || p->n < 1)
+		return fpk_error_set(FPK_EUSAGE, "spmm: missing matrix, x, y or n < 1");
+	if (w->dtype != FPK_F16 && w->dtype != FPK_BF16)
+		return fpk_error_set(FPK_EUSAGE, "spmm: dtype must be F16 or BF16");
+	if (w->m < 1 || w->k < 1 || w->m > 0x7fffffffll || w->k > 0x7fffffffll || p->n > 0x7fffffffll ||
+	    w->tiles_m * TM < w->m || w->tiles_k * TK < w->k)
+		return fpk_error_set(FPK_EUSAGE, "spmm: bad shape %lld x %lld (tiles %lld x %lld)", (long long)w->m,
+				     (long long)w->k, (long long)w->tiles_m, (long long)w->tiles_k);
+	if (!p->workspace || p->workspace_size < fpk_spmm_workspace_size(w->m, p->n))
+		return fpk_error_set(FPK_EUSAGE, "spmm: workspace of %zu bytes is smaller than the %zu needed",
+				     p->workspace_size, fpk_spmm_workspace_size(w->m, p->n));
+	int nt = tok_tile(p->n);
+	int chunks = (int)((p->n + nt - 1) / nt);
+	spmm_args a;
+	memset(&a, 0, sizeof(a));
+	a.vec = (const uint4 *)w->values;
+	a.off = w->offsets;
+	a.nvec = (int)w->n_vectors;
+	a.m = (int)w->m;
+	a.k = (int)w->k;
+	a.n = (int)p->n;
+	a.tiles_m = (int)w->tiles_m;
+	a.tiles_k = (int)w->tiles_k;
+	a.T = (int)(w->tiles_m * w->tiles_k);
+	a.xvec = (w->k % 8 == 0) && ((uintptr_t)p->x % 16 == 0);
+	a.x = (const uint16_t *)p->x;
+	a.y = (uint16_t *)p->y;
+	a.mpad = (int)(w->tiles_m * TM);
+	a.ws = (float *)p->workspace;
+	a.cnt = (unsigned *)((char *)p->workspace + align256((size_t)p->n * (size_t)a.mpad * 4));
+	int bf = w->dtype == FPK_BF16;
+	switch (nt * 2 + bf) {
+	case 16: return launch<0, 8>(a, p, chunks);
+	case 17: return launch<1, 8>(a, p, chunks);
+	case 32: return launch<0, 16>(a, p, chunks);
+	case 33: return launch<1, 16>(a, p, chunks);
+	case 64: return launch<0, 32>(a, p, chunks);
+	case 65: return launch<1, 32>(a, p, chunks);
+	case 128: return launch<0, 64>(a, p, chunks);
+	default: return launch<1, 64>(a, p, chunks);
+	}
+}
+
+/* ---- dense cuBLAS reference/baseline -------------------------------------------------------------------- */
+
+extern "C" int fpk_dense_handle(void **handle)
+{
+	cublasHandle_t h = NULL;
+	cublasStatus_t s = cublasCreate(&h);
+	if (s != CUBLAS_STATUS_SUCCESS)
+		return fpk_error_set(FPK_EGPU, "cublasCreate failed (status %d)", (int)s);
+	*handle = h;
+	return 0;
+}
+
+extern "C" void fpk_dense_handle_free(void *handle)
+{
+	if (handle)
+		cublasDestroy((cublasHandle_t)handle);
+}
+
+static cudaDataType_t cuda_type(fpk_dtype d)
+{
+	return d == FPK_BF16 ? CUDA_R_16BF : d == FPK_F32 ? CUDA_R_32F : CUDA_R_16F;
+}
+
+extern "C" int fpk_dense_gemm(void *handle, fpk_dtype in, fpk_dtype out, const void *w, const void *x, void *y,
+			      int64_t m, int64_t k, int64_t n, void *stream)
+{
+	cublasHandle_t h = (cublasHandle_t)handle;
+	float alpha = 1.0f, beta = 0.0f;
+	cublasStatus_t s = cublasSetStream(h, (cudaStream_t)stream);
+	if (s == CUBLAS_STATUS_SUCCESS)
+		/* column-major view: Y^T (m x n, ld m) = W^T^T ... i.e. op(A) = W (A = W^T col-major k x m, transposed) */
+		s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)n, (int)k, &alpha, w, cuda_type(in), (int)k, x,
+				 cuda_type(in), (int)k, &beta, y, cuda_type(out), (int)m, CUBLAS_COMPUTE_32F,
+				 CUBLAS_GEMM_DEFAULT);
+	if (s != CUBLAS_STATUS_SUCCESS)
+		return fpk_error_set(FPK_EGPU, "cublasGemmEx %lld x %lld x %lld failed (status %d)", (long long)m,
+				     (long long)k, (long long)n, (int)s);
+	return 0;
+}

@@ -1,0 +1,154 @@
+/* test_spmm.c: the Tiled-CSL SpMM kernel (kernels/spmm.cu) against its scalar reference (kernels/spmm_ref.c)
+ * over shapes, token counts, densities 0..100% (tiles above 4096 entries included), fp16 and bf16, forced
+ * split-K, with Y poisoned (NaN) before each run. Run on a GPU: ctest -L gpu (or build/tests/gpu/test_spmm).
+ * Tolerance: max |gpu - ref| <= tol * max |ref| with tol 2e-3 (fp16 output rounding is 4.9e-4 of a value of
+ * the output's scale) and 1e-2 for bf16 (3.9e-3); an element the kernel did not write stays NaN and fails. */
+#include "fpk_cuda.h"
+#include "fpk_test.h"
+#include "spmm.h"
+#include "spmm_ref.h"
+#include "tcsl.h"
+
+#include <math.h>
+
+static uint16_t to16(float f, fpk_dtype dt) { return dt == FPK_BF16 ? fpk_f32_to_bf16(f) : fpk_f32_to_f16(f); }
+static float from16(uint16_t h, fpk_dtype dt) { return dt == FPK_BF16 ? fpk_bf16_to_f32(h) : fpk_f16_to_f32(h); }
+
+static void random_w(uint16_t *w, int64_t m, int64_t k, double density, fpk_dtype dt, uint64_t *s)
+{
+	for (int64_t i = 0; i < m * k; i++) {
+		double u = (double)(fpk_test_rand(s) >> 11) / 9007199254740992.0;
+		w[i] = u < density ? to16(fpk_test_randn(s), dt) : 0;
+		if (u < density && (w[i] & 0x7fff) == 0)
+			w[i] = to16(0.25f, dt);
+	}
+}
+
+static int ncases, nfail;
+
+/* returns the relative error, or 1e30 on a CUDA/encode failure */
+static double run_case(int64_t m, int64_t k, int64_t n, double density, fpk_dtype dt, int reorder, int blocks,
+		       uint64_t seed, int repeat)
+{
+	uint64_t s = seed;
+	uint16_t *w = malloc(2 * (size_t)m * k), *x = malloc(2 * (size_t)n * k), *yg = malloc(2 * (size_t)n * m);
+	float *yr = malloc(4 * (size_t)n * m);
+	void *dx = NULL, *dy = NULL, *ws = NULL;
+	size_t wss = fpk_spmm_workspace_size(m, n);
+	fpk_tcsl t = {0};
+	fpk_spmm_weights dw = {0};
+	double err = 1e30, maxd = 0, scale = 0;
+	random_w(w, m, k, density, dt, &s);
+	for (int64_t i = 0; i < n * k; i++)
+		x[i] = to16(fpk_test_randn(&s), dt);
+	if (fpk_tcsl_encode(&t, w, m, k, dt, reorder, 0, 4) || fpk_spmm_ref(&t, x, n, yr, 4) || fpk_spmm_upload(&dw, &t) ||
+	    fpk_spmm_workspace_alloc(&ws, wss))
+		goto done;
+	if (cudaMalloc(&dx, 2 * (size_t)n * k) || cudaMalloc(&dy, 2 * (size_t)n * m) ||
+	    cudaMemcpy(dx, x, 2 * (size_t)n * k, cudaMemcpyHostToDevice))
+		goto done;
+	for (int r = 0; r < repeat; r++) {
+		fpk_spmm_params p = {.w = &dw, .x = dx, .y = dy, .n = n, .workspace = ws, .workspace_size = wss, .blocks = blocks};
+		if (cudaMemset(dy, 0xff, 2 * (size_t)n * m) || fpk_spmm_run(&p) || cudaDeviceSynchronize() ||
+		    cudaMemcpy(yg, dy, 2 * (size_t)n * m, cudaMemcpyDeviceToHost))
+			goto done;
+		maxd = 0;
+		scale = 0;
+		for (int64_t i = 0; i < n * m; i++) {
+			float g = from16(yg[i], dt);
+			double d = fabs((double)g - yr[i]);
+			if (isnan(g) || isnan(d))
+				d = 1e30;
+			maxd = d > maxd ? d : maxd;
+			scale = fabs(yr[i]) > scale ? fabs(yr[i]) : scale;
+		}
+		double e = scale > 0 ? maxd / scale : maxd;
+		if (r == 0 || e > err)
+			err = e;
+	}
+done:
+	if (err >= 1e30 && fpk_error_msg()[0])
+		fprintf(stderr, "error: %s\n", fpk_error_msg());
+	fpk_tcsl_release(&t);
+	fpk_spmm_weights_free(&dw);
+	cudaFree(dx);
+	cudaFree(dy);
+	fpk_spmm_workspace_free(ws);
+	free(w);
+	free(x);
+	free(yg);
+	free(yr);
+	return err;
+}
+
+static void check_case(int64_t m, int64_t k, int64_t n, double density, fpk_dtype dt, int reorder, int blocks,
+		       uint64_t seed)
+{
+	double tol = dt == FPK_BF16 ? 1e-2 : 2e-3;
+	double e = run_case(m, k, n, density, dt, reorder, blocks, seed, 2); /* twice: the workspace must come back zero */
+	ncases++;
+	if (!(e <= tol)) {
+		nfail++;
+		fprintf(stderr, "FAIL %lld x %lld n %lld density %.3f %s reorder %d blocks %d: rel err %g (tol %g)\n",
+			(long long)m, (long long)k, (long long)n, density, dt == FPK_BF16 ? "bf16" : "f16", reorder, blocks,
+			e, tol);
+	}
+	CHECK(e <= tol);
+}
+
+static void spmm_should_match_the_reference_on_many_shapes(void)
+{
+	static const int64_t shapes[][2] = {{128, 64},  {1, 1},     {100, 70},  {300, 200},  {257, 1000},
+					    {640, 576}, {1000, 130}, {129, 4097}, {384, 8192}, {2048, 1024}};
+	static const int64_t ns[] = {1, 2, 3, 7, 8, 16, 31, 32, 33, 64, 65, 128};
+	static const double dens[] = {0.0, 0.01, 0.1, 0.3, 0.5, 0.55, 0.8, 1.0};
+	static const int blocks[] = {0, 1, 3, 7};
+	uint64_t seed = 777;
+	int c = 0;
+	if (getenv("FPK_SPMM_QUICK")) { /* a few cases for compute-sanitizer runs */
+		check_case(300, 200, 7, 0.3, FPK_F16, 1, 3, seed++);
+		check_case(257, 1000, 33, 0.8, FPK_BF16, 1, 0, seed++);
+		check_case(640, 576, 16, 1.0, FPK_F16, 0, 5, seed++);
+		check_case(100, 70, 1, 0.01, FPK_F16, 1, 0, seed++);
+		return;
+	}
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
+		for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+			/* each (shape, n) gets two densities and dtypes, rotating through the lists */
+			for (int r = 0; r < 2; r++, c++) {
+				double d = dens[(c * 3 + r) % 8];
+				fpk_dtype dt = (c & 1) ? FPK_BF16 : FPK_F16;
+				int b = blocks[(c / 2) % 4];
+				check_case(shapes[si][0], shapes[si][1], ns[ni], d, dt, (c % 5) != 0, b, seed++);
+			}
+		}
+	/* every density at two shapes, both dtypes, automatic and forced splits */
+	for (size_t di = 0; di < sizeof(dens) / sizeof(dens[0]); di++)
+		for (int dt = 0; dt < 2; dt++) {
+			check_case(640, 576, 16, dens[di], dt ? FPK_BF16 : FPK_F16, 1, 0, seed++);
+			check_case(1000, 1000, 32, dens[di], dt ? FPK_BF16 : FPK_F16, 1, 5, seed++);
+		}
+	fprintf(stderr, "%d cases, %d failed\n", ncases, nfail);
+}
+
+static void spmm_should_reject_a_small_workspace(void)
+{
+	fpk_spmm_weights w = {.values = (const uint32_t *)16, .offsets = (const int32_t *)16, .m = 128, .k = 64,
+			      .tiles_m = 1, .tiles_k = 1, .dtype = FPK_F16};
+	fpk_spmm_params p = {.w = &w, .x = (void *)16, .y = (void *)16, .n = 8, .workspace = (void *)16, .workspace_size = 4};
+	CHECK_ERR(fpk_spmm_run(&p), FPK_EUSAGE, "workspace");
+	p.n = 0;
+	CHECK_ERR(fpk_spmm_run(&p), FPK_EUSAGE, "n < 1");
+}
+
+int main(void)
+{
+	int nd = 0;
+	if (cudaGetDeviceCount(&nd) != cudaSuccess || nd < 1) {
+		fprintf(stderr, "no CUDA device: skipping\n");
+		return 77;
+	}
+	RUN(spmm_should_reject_a_small_workspace);
+	RUN(spmm_should_match_the_reference_on_many_shapes);
+	TEST_EXIT();
+}
