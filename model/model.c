@@ -1,6 +1,7 @@
 /* model.c: the CPU fp32 reference forward pass: weight loading (any F32/F16/BF16), norms, RoPE, GQA attention
  * with a KV cache, MLPs, hooks, greedy decoding and perplexity. Tested by tests/unit/test_model.c (llama2.c golden). */
 #include "model.h"
+#include "pack.h"
 #include "safetensors.h"
 
 #include <math.h>
@@ -16,6 +17,7 @@ typedef struct model_priv {
 	int lazy, slot, layer;        /* lazy loading: slot >= 0 marks a large layer matrix being fetched */
 	fpk_st_model *st;             /* kept open when lazy */
 	const fpk_st_tensor **src;    /* (n_layers, FPK_LW_COUNT) when lazy */
+	fpk_pack *pack;               /* set when loading from a packed-model directory: encoded weights decode */
 } model_priv;
 
 enum { ACT_SILU, ACT_RELU, ACT_GELU, ACT_GELU_TANH };
@@ -50,13 +52,59 @@ static int conv_chunk(void *ctx, size_t i, int tid)
 	return 0;
 }
 
-/* fetch tensor `name` of shape (d0[, d1]) as fp32 (required: error when missing) */
+static int track_alloc(model_priv *p, float *buf)
+{
+	if (p->n_allocs == p->cap_allocs) {
+		size_t nc = p->cap_allocs ? 2 * p->cap_allocs : 64;
+		float **na = realloc(p->allocs, nc * sizeof(*na));
+		if (!na)
+			return fpk_error_set(FPK_EIO, "out of memory");
+		p->allocs = na;
+		p->cap_allocs = nc;
+	}
+	p->allocs[p->n_allocs++] = buf;
+	return 0;
+}
+
+/* an encoded weight of a pack: decode the Tiled-CSL arrays (validated by fpk_pack_open) to fp32 */
+static int get_packed(fpk_model *m, const fpk_pack_tensor *pt, int64_t d0, int64_t d1, float **out)
+{
+	model_priv *p = m->priv;
+	const fpk_tcsl *t = &pt->tcsl;
+	if (t->m != d0 || t->k != d1)
+		return fpk_error_set(FPK_EFORMAT, "packed tensor '%s' has the wrong shape for config.json (expected [%lld, %lld])",
+			pt->name, (long long)d0, (long long)d1);
+	if (p->lazy)
+		return fpk_error_set(FPK_EUSAGE, "packed tensor '%s': lazy loading of packs is not supported", pt->name);
+	size_t n = (size_t)t->m * (size_t)t->k;
+	uint16_t *h = malloc(n * sizeof(*h));
+	float *buf = malloc(n * sizeof(float));
+	int rc = (!h || !buf) ? fpk_error_set(FPK_EIO, "out of memory for tensor '%s'", pt->name) : 0;
+	if (!rc)
+		rc = fpk_pack_decode_tensor(pt, h);
+	for (size_t i = 0; !rc && i < n; i++)
+		buf[i] = t->dtype == FPK_BF16 ? fpk_bf16_to_f32(h[i]) : fpk_f16_to_f32(h[i]);
+	free(h);
+	if (!rc)
+		rc = track_alloc(p, buf);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* fetch tensor `name` of shape (d0[, d1]) as fp32 (required: error when missing); in a pack, an encoded weight
+ * is decoded from its Tiled-CSL arrays */
 static int get_tensor(fpk_model *m, const fpk_st_model *st, const char *name, int64_t d0, int64_t d1, int required,
 	float **out)
 {
 	model_priv *p = m->priv;
 	const fpk_st_tensor *t = fpk_st_model_find(st, name);
 	*out = NULL;
+	if (!t && p->pack && fpk_pack_find(p->pack, name))
+		return get_packed(m, fpk_pack_find(p->pack, name), d0, d1, out);
 	if (!t) {
 		if (required)
 			return fpk_error_set(FPK_EFORMAT, "model '%s' has no tensor '%s' (model/config mismatch?)", m->path, name);
@@ -69,24 +117,20 @@ static int get_tensor(fpk_model *m, const fpk_st_model *st, const char *name, in
 	if (t->dtype != FPK_F32 && t->dtype != FPK_F16 && t->dtype != FPK_BF16)
 		return fpk_error_set(FPK_EFORMAT, "tensor '%s' has dtype %s (expected F32, F16 or BF16)", name,
 			fpk_dtypes[t->dtype].name);
+	int rc;
 	if (p->lazy && p->slot >= 0) {
 		p->src[(size_t)p->layer * FPK_LW_COUNT + p->slot] = t;
 		return 0;
 	}
-	if (p->n_allocs == p->cap_allocs) {
-		size_t nc = p->cap_allocs ? 2 * p->cap_allocs : 64;
-		float **na = realloc(p->allocs, nc * sizeof(*na));
-		if (!na)
-			return fpk_error_set(FPK_EIO, "out of memory");
-		p->allocs = na;
-		p->cap_allocs = nc;
-	}
 	float *buf = malloc(t->numel * sizeof(float));
 	if (!buf)
 		return fpk_error_set(FPK_EIO, "out of memory for tensor '%s'", name);
-	p->allocs[p->n_allocs++] = buf;
+	if ((rc = track_alloc(p, buf))) {
+		free(buf);
+		return rc;
+	}
 	conv_ctx c = {t, buf};
-	int rc = fpk_parallel_for((t->numel + 65535) >> 16, m->threads, conv_chunk, &c);
+	rc = fpk_parallel_for((t->numel + 65535) >> 16, m->threads, conv_chunk, &c);
 	if (rc)
 		return rc;
 	*out = buf;
@@ -104,6 +148,7 @@ void fpk_model_free(fpk_model *m)
 		free(p->allocs);
 		free(p->src);
 		fpk_st_model_close(p->st);
+		fpk_pack_close(p->pack);
 		free(p);
 	}
 	free(m->layers);
@@ -164,6 +209,8 @@ static int model_load(fpk_model **out, const char *path, int threads, int lazy)
 	if ((rc = fpk_model_config_load(&m->cfg, path)))
 		goto done;
 	if ((rc = fpk_st_model_open(&st, path)))
+		goto done;
+	if (fpk_pack_detect(st) && (rc = fpk_pack_open(&p->pack, path, m->threads)))
 		goto done;
 	fpk_model_config *c = &m->cfg;
 	p->act = -1;
