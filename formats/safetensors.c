@@ -765,6 +765,11 @@ int fpk_st_writer_write(fpk_st_writer *w, const void *data, size_t len)
 	return fpk_atomic_write(&w->file, data, len);
 }
 
+int fpk_st_writer_fd(const fpk_st_writer *w)
+{
+	return w && w->open ? w->file.fd : -1;
+}
+
 uint64_t fpk_st_writer_size(const fpk_st_writer *w)
 {
 	/* header length is known only after begin; before it, estimate is not needed by callers */

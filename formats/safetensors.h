@@ -76,6 +76,8 @@ int fpk_st_writer_begin(fpk_st_writer *w);
 int fpk_st_writer_write(fpk_st_writer *w, const void *data, size_t len);
 int fpk_st_writer_commit(fpk_st_writer *w); /* frees w */
 void fpk_st_writer_abort(fpk_st_writer *w); /* frees w; NULL is fine */
+/* the descriptor of the temporary output after begin (for writeback hints such as sync_file_range), else -1 */
+int fpk_st_writer_fd(const fpk_st_writer *w);
 /* total size the file will have (valid after the last add) */
 uint64_t fpk_st_writer_size(const fpk_st_writer *w);
 

@@ -1,6 +1,10 @@
 /* magsel.c: linear-time exact magnitude selection: histograms over magnitude bit patterns (16-bit: 32768 keys; F32:
  * a radix select over 16 + 15 bits), per-row radix select (8-bit digits), N:M groups, and the apply pass.
  * Tested by tests/unit/test_prune.c. */
+/* the threshold and counting loops are written to be vectorized; GCC does that from -O3 */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "magsel.h"
 
 #include <limits.h>
@@ -137,13 +141,109 @@ void fpk_magsel_hist(const void *data, int kind, uint64_t lo, uint64_t hi, const
 	}
 }
 
+/* the same pass into 4 interleaved sub-histograms (element i counts in hist + (i % 4) * bins), which breaks the
+ * store-to-load chains of repeated bins; zeros are counted and non-finite values located as in fpk_magsel_hist */
+/* shapes of a level known at compile time: every key counted in bin key (15-bit), every key in bin key >> 15
+ * (first F32 level), keys with key >> 15 == pval in bin key & 0x7fff (second F32 level), or the general case */
+enum { LV_LOW15, LV_HIGH16, LV_PREFIX15, LV_ANY };
+
+static int level_shape(const fpk_magsel_level *lv)
+{
+	if (lv->pshift == 15 && lv->pval == 0 && lv->shift == 0 && lv->mask == 0x7fff)
+		return LV_LOW15;
+	if (lv->pshift == 31 && lv->pval == 0 && lv->shift == 15 && lv->mask == 0xffff)
+		return LV_HIGH16;
+	if (lv->pshift == 15 && lv->shift == 0 && lv->mask == 0x7fff)
+		return LV_PREFIX15;
+	return LV_ANY;
+}
+
+static inline __attribute__((always_inline)) void hist4_k(const uint8_t *d, int kind, int shape, uint64_t lo,
+							   uint64_t hi, const fpk_magsel_level *lv, uint32_t *hist,
+							   size_t bins, uint64_t *zeros, uint64_t *first_bad)
+{
+	uint32_t nf = fpk_magsel_nonfinite(kind), bad = 0;
+	uint64_t z = 0, i = lo;
+	const unsigned ps = shape == LV_LOW15 || shape == LV_PREFIX15 ? 15 : shape == LV_HIGH16 ? 31 : lv->pshift;
+	const unsigned sh = shape == LV_HIGH16 ? 15 : shape == LV_ANY ? lv->shift : 0;
+	const uint64_t pv = shape == LV_LOW15 || shape == LV_HIGH16 ? 0 : lv->pval;
+	const uint32_t mk = shape == LV_HIGH16 ? 0xffff : shape == LV_ANY ? lv->mask : 0x7fff;
+	uint32_t *h0 = hist, *h1 = hist + bins, *h2 = hist + 2 * bins, *h3 = hist + 3 * bins;
+	/* 15-bit keys: zeros are bin 0 and non-finite values the top bins, so the caller reads both off the
+	 * histogram; the first F32 level finds non-finite values in its top bins the same way */
+	const int cz = zeros && shape != LV_LOW15, cb = first_bad && shape != LV_LOW15 && shape != LV_HIGH16;
+	for (; i + 4 <= hi; i += 4) {
+		uint32_t k0 = kget(d, kind, i), k1 = kget(d, kind, i + 1), k2 = kget(d, kind, i + 2), k3 = kget(d, kind, i + 3);
+		if (cz)
+			z += (uint64_t)((k0 == 0) + (k1 == 0) + (k2 == 0) + (k3 == 0));
+		if (cb)
+			bad |= (uint32_t)((k0 >= nf) | (k1 >= nf) | (k2 >= nf) | (k3 >= nf));
+		if (((uint64_t)k0 >> ps) == pv)
+			h0[(k0 >> sh) & mk]++;
+		if (((uint64_t)k1 >> ps) == pv)
+			h1[(k1 >> sh) & mk]++;
+		if (((uint64_t)k2 >> ps) == pv)
+			h2[(k2 >> sh) & mk]++;
+		if (((uint64_t)k3 >> ps) == pv)
+			h3[(k3 >> sh) & mk]++;
+	}
+	for (; i < hi; i++) {
+		uint32_t k = kget(d, kind, i);
+		z += k == 0;
+		bad |= k >= nf;
+		if (((uint64_t)k >> ps) == pv)
+			h0[(k >> sh) & mk]++;
+	}
+	if (cz)
+		*zeros += z;
+	if (cb && bad)
+		for (i = lo; i < hi; i++)
+			if (kget(d, kind, i) >= nf) {
+				if (i < *first_bad)
+					*first_bad = i;
+				break;
+			}
+}
+
+static void fpk_magsel_hist4(const void *data, int kind, uint64_t lo, uint64_t hi, const fpk_magsel_level *lv,
+			     uint32_t *hist, size_t bins, uint64_t *zeros, uint64_t *first_bad)
+{
+	const uint8_t *d = data;
+	int shape = level_shape(lv);
+#define H4(K)                                                                                                    \
+	do {                                                                                                     \
+		if (shape == LV_LOW15)                                                                               \
+			hist4_k(d, K, LV_LOW15, lo, hi, lv, hist, bins, zeros, first_bad);                               \
+		else if (shape == LV_HIGH16)                                                                         \
+			hist4_k(d, K, LV_HIGH16, lo, hi, lv, hist, bins, zeros, first_bad);                              \
+		else if (shape == LV_PREFIX15)                                                                       \
+			hist4_k(d, K, LV_PREFIX15, lo, hi, lv, hist, bins, zeros, first_bad);                            \
+		else                                                                                                 \
+			hist4_k(d, K, LV_ANY, lo, hi, lv, hist, bins, zeros, first_bad);                                 \
+	} while (0)
+	switch (kind) {
+	case KEY_F16: H4(KEY_F16); break;
+	case KEY_BF16: H4(KEY_BF16); break;
+	case KEY_F16G: H4(KEY_F16G); break;
+	case KEY_BF16G: H4(KEY_BF16G); break;
+	default: H4(KEY_F32); break;
+	}
+#undef H4
+}
+
 /* ---- count of key == T over [lo, hi) ---- */
 static inline __attribute__((always_inline)) uint64_t eq_k(const uint8_t *d, int kind, uint64_t lo, uint64_t hi,
 							    uint32_t T)
 {
 	uint64_t c = 0;
-	for (uint64_t i = lo; i < hi; i++)
-		c += kget(d, kind, i) == T;
+	while (lo < hi) {
+		uint64_t end = hi - lo > (1u << 30) ? lo + (1u << 30) : hi;
+		uint32_t c32 = 0;
+		for (uint64_t i = lo; i < end; i++)
+			c32 += kget(d, kind, i) == T;
+		c += c32;
+		lo = end;
+	}
 	return c;
 }
 
@@ -160,35 +260,66 @@ uint64_t fpk_magsel_count_eq(const void *data, int kind, uint64_t lo, uint64_t h
 }
 
 /* ---- apply over [lo, hi): key < T pruned; key == T pruned while *eq_budget > 0 (in index order); pruned
- * non-zero elements become +0, everything else keeps its bits. out (may be NULL) is indexed like data. ---- */
+ * non-zero elements become +0, everything else keeps its bits. out (may be NULL) is indexed like data.
+ * The work is done by a branch-free threshold pass (prune key < Tc), so ties are handled by splitting the range
+ * at the last tie that is pruned: [lo, p] with Tc = T + 1, (p, hi) with Tc = T. ---- */
+static inline __attribute__((always_inline)) uint64_t cut_k(const uint8_t *d, int kind, uint64_t lo, uint64_t hi,
+							     uint32_t Tc, uint8_t *out)
+{
+	uint64_t zeros = 0;
+	while (lo < hi) {
+		uint64_t end = hi - lo > 0x40000000u ? lo + 0x40000000u : hi;
+		uint32_t z = 0; /* a 32-bit counter keeps the loop vectorizable */
+		if (kind == KEY_F32) {
+			for (uint64_t i = lo; i < end; i++) {
+				uint32_t u, k;
+				memcpy(&u, d + 4 * i, 4);
+				k = u & 0x7fffffffu;
+				uint32_t keep = (k >= Tc) | (k == 0);
+				u &= 0u - keep;
+				z += (u & 0x7fffffffu) == 0;
+				if (out)
+					memcpy(out + 4 * i, &u, 4);
+			}
+		} else {
+			for (uint64_t i = lo; i < end; i++) {
+				uint16_t h;
+				memcpy(&h, d + 2 * i, 2);
+				uint32_t k = kget(d, kind, i);
+				uint16_t keep = (uint16_t)((k >= Tc) | (k == 0));
+				h &= (uint16_t)(0u - keep);
+				z += (h & 0x7fffu) == 0;
+				if (out)
+					memcpy(out + 2 * i, &h, 2);
+			}
+		}
+		zeros += z;
+		lo = end;
+	}
+	return zeros;
+}
+
 static inline __attribute__((always_inline)) uint64_t apply_k(const uint8_t *d, int kind, uint64_t lo, uint64_t hi,
 							       int any, uint32_t T, uint64_t *eq_budget, uint8_t *out)
 {
-	unsigned es = fpk_magsel_esize(kind);
-	uint64_t zeros = 0, budget = *eq_budget;
+	if (!any)
+		return out ? cut_k(d, kind, lo, hi, 0, out) : cut_k(d, kind, lo, hi, 0, NULL);
+	uint64_t budget = *eq_budget;
+	if (budget == 0)
+		return out ? cut_k(d, kind, lo, hi, T, out) : cut_k(d, kind, lo, hi, T, NULL);
+	if (budget == UINT64_MAX)
+		return out ? cut_k(d, kind, lo, hi, T + 1, out) : cut_k(d, kind, lo, hi, T + 1, NULL);
+	/* find the index of the budget-th tie */
+	uint64_t p = hi, seen = 0;
+	for (uint64_t i = lo; i < hi; i++)
+		if (kget(d, kind, i) == T && ++seen == budget) {
+			p = i + 1;
+			break;
+		}
+	*eq_budget = budget - seen;
 	if (out)
-		memcpy(out + lo * es, d + lo * es, (size_t)((hi - lo) * es));
-	for (uint64_t i = lo; i < hi; i++) {
-		uint32_t k = kget(d, kind, i);
-		int sel = 0;
-		if (any) {
-			if (k < T)
-				sel = 1;
-			else if (k == T && budget) {
-				sel = 1;
-				budget--;
-			}
-		}
-		if (sel && k) {
-			if (out)
-				memset(out + i * es, 0, es);
-			zeros++;
-		} else {
-			zeros += k == 0;
-		}
-	}
-	*eq_budget = budget;
-	return zeros;
+		return cut_k(d, kind, lo, p, T + 1, out) + cut_k(d, kind, p, hi, T, out);
+	return cut_k(d, kind, lo, p, T + 1, NULL) + cut_k(d, kind, p, hi, T, NULL);
 }
 
 uint64_t fpk_magsel_apply(const void *data, int kind, uint64_t lo, uint64_t hi, int any, uint32_t T,
@@ -259,8 +390,8 @@ static int t_hist(void *ctx, size_t c, int tid)
 		x->zeros[c] = 0;
 		x->bad[c] = UINT64_MAX;
 	}
-	fpk_magsel_hist(x->d, x->kind, lo, hi, x->lv, x->hists + (size_t)tid * x->bins, x->zeros ? &x->zeros[c] : NULL,
-			x->zeros ? &x->bad[c] : NULL);
+	fpk_magsel_hist4(x->d, x->kind, lo, hi, x->lv, x->hists + (size_t)tid * 4 * x->bins, x->bins,
+			 x->zeros ? &x->zeros[c] : NULL, x->zeros ? &x->bad[c] : NULL);
 	return 0;
 }
 
@@ -296,7 +427,7 @@ int fpk_magsel_tensor_hist(const void *data, int kind, uint64_t n, const fpk_mag
 	threads = fpk_magsel_threads(threads);
 	size_t nch = (size_t)((n + CHUNK - 1) / CHUNK);
 	tctx x = {.d = data, .kind = kind, .n = n, .lv = lv, .bins = bins};
-	x.hists = calloc((size_t)threads * bins, sizeof(uint32_t));
+	x.hists = calloc((size_t)threads * 4 * bins, sizeof(uint32_t));
 	if (zeros) {
 		x.zeros = malloc((nch + 1) * sizeof(uint64_t));
 		x.bad = malloc((nch + 1) * sizeof(uint64_t));
@@ -319,11 +450,29 @@ int fpk_magsel_tensor_hist(const void *data, int kind, uint64_t n, const fpk_mag
 		}
 		if ((rc = fpk_parallel_for(cn, threads, t_hist, &y)))
 			goto done;
-		for (size_t t = 0; t < (size_t)threads; t++)
+		uint64_t bin0 = 0, nonfinite = 0;
+		uint32_t nf_bin = (fpk_magsel_nonfinite(kind) >> lv->shift) & lv->mask;
+		for (size_t t = 0; t < (size_t)threads * 4; t++)
 			for (size_t b = 0; b < bins; b++) {
-				acc[b] += x.hists[t * bins + b];
+				uint32_t v = x.hists[t * bins + b];
+				acc[b] += v;
+				bin0 += b == 0 ? v : 0;
+				nonfinite += b >= nf_bin ? v : 0;
 				x.hists[t * bins + b] = 0;
 			}
+		int shape = level_shape(lv);
+		if (zeros && shape == LV_LOW15)
+			for (size_t c = c0; c < c0 + cn; c++)
+				x.zeros[c] = c == c0 ? bin0 : 0;
+		if (zeros && (shape == LV_LOW15 || shape == LV_HIGH16) && nonfinite) {
+			/* rare: locate the first non-finite value of the slice by a scan */
+			uint64_t lo = c0 * CHUNK, hi = (c0 + cn) * CHUNK < n ? (c0 + cn) * CHUNK : n;
+			for (uint64_t i = lo; i < hi; i++)
+				if (fpk_magsel_key(data, kind, i) >= fpk_magsel_nonfinite(kind)) {
+					x.bad[c0] = i - c0 * CHUNK;
+					break;
+				}
+		}
 		for (size_t c = c0; zeros && c < c0 + cn; c++) {
 			*zeros += x.zeros[c];
 			if (x.bad[c] != UINT64_MAX && x.bad[c] + c0 * CHUNK < *first_bad)
@@ -359,8 +508,8 @@ int fpk_magsel_tensor_apply(const void *data, int kind, uint64_t n, int any, uin
 		uint64_t left = *eq_budget;
 		for (size_t c = 0; c < nch; c++) {
 			uint64_t take = x.eqc[c] < left ? x.eqc[c] : left;
-			x.eqc[c] = take;
 			left -= take;
+			x.eqc[c] = take == x.eqc[c] ? UINT64_MAX : take; /* every tie of the chunk: no scan needed */
 		}
 		*eq_budget = left;
 	} else if (any && *eq_budget == 0) {

@@ -6,6 +6,8 @@
 #include "magsel.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,29 +413,150 @@ static int copy_tree(const char *root, const char *dst, const char *rel, char *c
 	return rc;
 }
 
+/* ---- the output pipeline: the main thread prunes tensor i + 1 (with the worker threads) while a writer thread
+ * writes tensor i, and starts the disk writeback of what it wrote, so the final fsync finds little left. Two
+ * buffers of the largest targeted tensor: peak memory is about twice that tensor. ---- */
+#define QCAP 64
+
+typedef struct wjob {
+	const void *data;
+	size_t len;
+	int buf;                 /* buffer index this job holds, -1 for a write straight from the input mapping */
+	const fpk_st_tensor *src; /* input pages to release once written (untouched tensors) */
+} wjob;
+
+typedef struct wpipe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	wjob q[QCAP];
+	size_t head, tail;      /* jobs [head, tail) pending */
+	int busy[2];            /* buffer in use by a pending or running job */
+	int stop, idle;
+	fpk_st_writer *w;       /* current shard's writer (changed only while idle) */
+	int rc;
+	char msg[512];
+} wpipe;
+
+static void *writer_main(void *arg)
+{
+	wpipe *p = arg;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->head == p->tail && !p->stop) {
+			p->idle = 1;
+			pthread_cond_broadcast(&p->cv);
+			pthread_cond_wait(&p->cv, &p->mu);
+		}
+		if (p->head == p->tail && p->stop)
+			break;
+		p->idle = 0;
+		wjob j = p->q[p->head % QCAP];
+		fpk_st_writer *w = p->w;
+		int failed = p->rc != 0;
+		pthread_mutex_unlock(&p->mu);
+		int rc = 0;
+		if (!failed && j.len) {
+			rc = fpk_st_writer_write(w, j.data, j.len);
+#if defined(SYNC_FILE_RANGE_WRITE) && !defined(FPK_NO_WRITEBACK_HINT)
+			int fd = fpk_st_writer_fd(w);
+			if (!rc && fd >= 0)
+				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: start writeback now */
+#endif
+		}
+		if (j.src)
+			release_pages(j.src);
+		pthread_mutex_lock(&p->mu);
+		if (rc && !p->rc) {
+			p->rc = rc;
+			snprintf(p->msg, sizeof(p->msg), "%s", fpk_error_msg());
+		}
+		if (j.buf >= 0)
+			p->busy[j.buf] = 0;
+		p->head++;
+		pthread_cond_broadcast(&p->cv);
+	}
+	p->idle = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static int pipe_error(wpipe *p)
+{
+	return fpk_error_set(p->rc, "%s", p->msg);
+}
+
+/* queue a write; returns the writer's error, if any, so far */
+static int pipe_submit(wpipe *p, const void *data, size_t len, int buf, const fpk_st_tensor *src)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->tail - p->head >= QCAP && !p->rc)
+		pthread_cond_wait(&p->cv, &p->mu);
+	int rc = p->rc;
+	if (!rc) {
+		p->q[p->tail % QCAP] = (wjob){data, len, buf, src};
+		if (buf >= 0)
+			p->busy[buf] = 1;
+		p->tail++;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc ? pipe_error(p) : 0;
+}
+
+/* wait until buffer b is free (buf >= 0) or every job is done (buf < 0) */
+static int pipe_wait(wpipe *p, int buf)
+{
+	pthread_mutex_lock(&p->mu);
+	if (buf >= 0)
+		while (p->busy[buf] && !p->rc)
+			pthread_cond_wait(&p->cv, &p->mu);
+	else
+		while ((p->head != p->tail || !p->idle) && !p->rc)
+			pthread_cond_wait(&p->cv, &p->mu);
+	int rc = p->rc;
+	pthread_mutex_unlock(&p->mu);
+	return rc ? pipe_error(p) : 0;
+}
+
 static int write_outputs(run *r, const char *dir)
 {
 	const fpk_prune_opts *o = r->o;
 	fpk_prune_report *rep = r->rep;
 	fpk_st_model *m = rep->model;
-	uint8_t *buf = NULL;
+	uint8_t *bufs[2] = {NULL, NULL};
 	uint64_t cap = 0, done_bytes = 0, total = 0;
-	int rc = 0;
+	int rc = 0, cur = 0, started = 0;
 	fpk_st_writer *w = NULL;
+	wpipe p;
+	pthread_t th;
+	memset(&p, 0, sizeof(p));
 	for (size_t i = 0; i < rep->n; i++) {
 		total += rep->tensors[i].t->nbytes;
 		if (rep->tensors[i].targeted && rep->tensors[i].t->nbytes > cap)
 			cap = rep->tensors[i].t->nbytes;
 	}
-	if (!o->dry_run && cap && !(buf = malloc((size_t)cap)))
-		return fpk_error_set(FPK_EIO, "out of memory for a %llu-byte tensor buffer", (unsigned long long)cap);
+	if (!o->dry_run && cap && (!(bufs[0] = malloc((size_t)cap)) || !(bufs[1] = malloc((size_t)cap)))) {
+		rc = fpk_error_set(FPK_EIO, "out of memory for two %llu-byte tensor buffers", (unsigned long long)cap);
+		goto done;
+	}
+	if (!o->dry_run) {
+		pthread_mutex_init(&p.mu, NULL);
+		pthread_cond_init(&p.cv, NULL);
+		if (pthread_create(&th, NULL, writer_main, &p)) {
+			pthread_mutex_destroy(&p.mu);
+			pthread_cond_destroy(&p.cv);
+			rc = fpk_error_set(FPK_EIO, "cannot start the writer thread");
+			goto done;
+		}
+		started = 1;
+	}
 	size_t ti = 0;
 	for (size_t s = 0; s < m->n_shards; s++) {
 		const fpk_st_file *f = m->shards[s];
-		char *path = NULL;
 		if (!o->dry_run) {
 			/* a single-file input becomes OUT/model.safetensors, so OUT is a model directory */
-			path = fpk_path_join(dir, fpk_is_dir(o->in) ? m->shard_names[s] : "model.safetensors");
+			char *path = fpk_path_join(dir, fpk_is_dir(o->in) ? m->shard_names[s] : "model.safetensors");
 			char *slash = path ? strrchr(path, '/') : NULL;
 			if (!path) {
 				rc = fpk_error_set(FPK_EIO, "out of memory");
@@ -458,27 +581,40 @@ static int write_outputs(run *r, const char *dir)
 				rc = fpk_st_writer_begin(w);
 			if (rc)
 				goto done;
+			pthread_mutex_lock(&p.mu);
+			p.w = w;
+			pthread_mutex_unlock(&p.mu);
 		}
 		/* model->tensors lists this shard's tensors in file order, shard after shard */
 		for (size_t j = 0; j < f->n_tensors; j++, ti++) {
 			fpk_prune_tensor *pt = &rep->tensors[ti];
 			const fpk_st_tensor *t = pt->t;
 			if (pt->targeted) {
-				if ((rc = process(r, ti, buf)))
+				if (!o->dry_run && (rc = pipe_wait(&p, cur)))
 					goto done;
-				if (!o->dry_run && (rc = fpk_st_writer_write(w, buf, (size_t)t->nbytes)))
+				if ((rc = process(r, ti, bufs[cur])))
 					goto done;
+				release_pages(t);
+				if (!o->dry_run) {
+					if ((rc = pipe_submit(&p, bufs[cur], (size_t)t->nbytes, cur, NULL)))
+						goto done;
+					cur ^= 1;
+				}
 			} else {
 				pt->zeros_before = pt->zeros_after = 0; /* not counted for untouched tensors */
-				if (!o->dry_run && t->nbytes && (rc = fpk_st_writer_write(w, t->data, (size_t)t->nbytes)))
+				if (!o->dry_run && (rc = pipe_submit(&p, t->data, (size_t)t->nbytes, -1, t)))
 					goto done;
 			}
-			release_pages(t);
 			done_bytes += t->nbytes;
 			if (o->progress)
 				o->progress(o->progress_ud, "prune", done_bytes, total);
 		}
 		if (!o->dry_run) {
+			if ((rc = pipe_wait(&p, -1)))
+				goto done;
+			pthread_mutex_lock(&p.mu);
+			p.w = NULL;
+			pthread_mutex_unlock(&p.mu);
 			rc = fpk_st_writer_commit(w);
 			w = NULL;
 			if (rc)
@@ -487,8 +623,20 @@ static int write_outputs(run *r, const char *dir)
 	}
 	rep->bytes_out = o->dry_run ? 0 : total;
 done:
+	if (started) {
+		pthread_mutex_lock(&p.mu);
+		p.stop = 1;
+		if (!p.rc && rc)
+			p.rc = rc; /* let the writer skip what is left */
+		pthread_cond_broadcast(&p.cv);
+		pthread_mutex_unlock(&p.mu);
+		pthread_join(th, NULL);
+		pthread_mutex_destroy(&p.mu);
+		pthread_cond_destroy(&p.cv);
+	}
 	fpk_st_writer_abort(w);
-	free(buf);
+	free(bufs[0]);
+	free(bufs[1]);
 	return rc;
 }
 
