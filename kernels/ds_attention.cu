@@ -566,7 +566,7 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	const T *vbase = reinterpret_cast<const T *>(a.v) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 
 	/* rows of one step: loaded one step ahead (register double buffer) when the head block is small */
-	constexpr bool PF = GB <= 4;
+	constexpr bool PF = GB == 2 || GB == 4;
 	uint4 kv[ATT_UNROLL], vv[ATT_UNROLL];
 	bool ok[ATT_UNROLL];
 	auto load_step = [&](int base, uint4 *kx, uint4 *vx, bool *okx) {
