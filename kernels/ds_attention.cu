@@ -2,15 +2,16 @@
  * top-k, split-KV sparse attention) and the dense flash-decoding kernel it falls back to. Layouts: ds_attention.h.
  * Test: ctest -L gpu (tests/gpu/test_ds_attention.c, against kernels/ds_attention_ref.c); bench: build/bench/bench_ds.
  *
- * One decode step (fpk_ds_decode) is three launches:
+ * One decode step (fpk_ds_decode) is four launches (docs/double-sparsity.md has the details):
  *   1. ds_score:  grid (chunks, U). Scores s[t] = sum_j qs[j] * label[t][j] (fmaf, j ascending: bit-exact with the
  *                 C twin) into ws->scores (U, lcap) and a 4096-bin histogram of the top 12 bits of the
  *                 order-preserving key into ws->hist (U, 4096).
- *   2. ds_select: grid (U), 1024 threads. From the histogram the bin b* holding the k-th largest key; one ordered
- *                 pass keeps tokens with bin >= b* (ascending index) with their keys; two 10-bit radix passes over
- *                 the b* entries give the exact k-th key T and how many ties m at T to take (lower index wins);
- *                 an ordered pass over the short list writes the k indices ascending. Zeroes its histogram.
- *   3. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
+ *   2. ds_filter: grid (chunks, U). The bin b* holding the k-th largest key; each chunk keeps its tokens with
+ *                 bin >= b* (ascending) with their keys.
+ *   3. ds_select: grid (U), 512 threads. Gathers the chunk lists into one ordered list; two 10-bit radix passes
+ *                 over the b* entries give the exact k-th key T and the number m of ties at T to take (lower index
+ *                 wins); an ordered pass writes the k indices ascending. Zeroes its histogram.
+ *   4. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
  *                 (the selection, or 0..len-1), for all query heads of one kv head at once (K/V rows read once
  *                 per group); the last block of a unit to finish merges the splits (max-rescaled).
  */
@@ -31,7 +32,7 @@
 					     cudaGetErrorString(e_));                                                    \
 	} while (0)
 
-enum { HIST_BINS = 4096, NSPLIT_MAX = 256, SEL_THREADS = 1024, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
+enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = 512, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
 
 struct fpk_ds_workspace {
 	fpk_ds_shape shape;
@@ -305,15 +306,23 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 			atomicAdd(&h[(k >> shift) & 1023u], 1u);
 	}
 	__syncthreads();
-	/* descending digits: thread t owns digit 1023 - t (blockDim 1024) */
-	int bin = 1023 - (int)threadIdx.x;
-	int c = (int)h[bin], total;
-	int before = block_scan(c, &total, sc);
+	/* descending digits: thread t owns digits 1023 - R*t .. 1024 - R*(t+1), R = 1024 / blockDim */
+	constexpr int R = 1024 / SEL_THREADS;
+	int c[R], sum = 0;
+#pragma unroll
+	for (int i = 0; i < R; i++)
+		sum += (c[i] = (int)h[1023 - R * threadIdx.x - i]);
+	int total;
+	int before = block_scan(sum, &total, sc);
 	int nd = *need;
 	__syncthreads();
-	if (before < nd && nd <= before + c) {
-		sc[32] = bin;
-		sc[33] = nd - before;
+#pragma unroll
+	for (int i = 0; i < R; i++) {
+		if (before < nd && nd <= before + c[i]) {
+			sc[32] = 1023 - R * threadIdx.x - i;
+			sc[33] = nd - before;
+		}
+		before += c[i];
 	}
 	__syncthreads();
 	*digit = (uint32_t)sc[32];
@@ -323,7 +332,7 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 
 /* 3a. filter, grid (chunks, U), 256 threads: every block finds b* from the unit's histogram and keeps the
  * tokens of its chunk with bin >= b* in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
-enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = 1024 };
+enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = SEL_THREADS };
 
 __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__restrict__ scores,
 								  const uint32_t *__restrict__ hist, uint32_t *__restrict__ kk,
@@ -407,7 +416,7 @@ __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__
 		ccnt[(size_t)u * MAX_CHUNKS + c] = n1;
 }
 
-/* 3b. resolve, grid (U), 1024 threads: gathers the chunks' lists into one ordered list, finds the exact k-th
+/* 3b. resolve, grid (U), SEL_THREADS threads: gathers the chunks' lists into one ordered list, finds the exact k-th
  * key and writes the selection; zeroes the unit's histogram for the next call */
 __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__restrict__ hist,
 								 const uint32_t *__restrict__ kk0, const int32_t *__restrict__ ki0,
@@ -430,7 +439,7 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	const int tid = threadIdx.x;
 	uint32_t *hg = hist + (size_t)u * HIST_BINS;
 #pragma unroll
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < HIST_BINS / SEL_THREADS; i++)
 		hg[tid + i * SEL_THREADS] = 0;
 	const uint32_t bstar = (uint32_t)__ldcg(bsel + 2 * u);
 	const int above = __ldcg(bsel + 2 * u + 1);
@@ -676,7 +685,7 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 		}
 	}
 	__syncthreads();
-	const int D2 = d + 2;
+	const int D2 = d + 4; /* A[d], m, l, pad: 16-byte aligned rows */
 	float *mypart = a.part + ((size_t)wu * a.nsplit + blockIdx.x) * hb * D2;
 	for (int e = threadIdx.x; e < hb * d; e += ATT_THREADS) {
 		int g = e / d, j = e % d;
@@ -712,59 +721,53 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	if (!last)
 		return;
 	__threadfence();
-	/* merge the splits: per head the global max and sum in parallel over splits, then the weighted sums */
+	/* merge the splits: (m, l) of all splits and heads in one pass into shared memory, per-head max and
+	 * weights, then float4 weighted sums over the splits */
 	const float *up = a.part + (size_t)wu * a.nsplit * hb * D2;
-	__shared__ float sw[GB][NSPLIT_MAX], sL[GB], red[NW];
-	for (int g = 0; g < hb; g++) {
-		float mx = -INFINITY;
-		for (int s = threadIdx.x; s < a.nsplit; s += ATT_THREADS)
-			mx = fmaxf(mx, __ldcg(up + ((size_t)s * hb + g) * D2 + d));
-#pragma unroll
-		for (int o = 16; o > 0; o >>= 1)
-			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-		if (lane == 0)
-			red[warp] = mx;
-		__syncthreads();
-		float M = red[0];
-#pragma unroll
-		for (int w = 1; w < NW; w++)
-			M = fmaxf(M, red[w]);
-		__syncthreads();
-		float ls = 0.0f;
-		for (int s = threadIdx.x; s < a.nsplit; s += ATT_THREADS) {
-			float ms = __ldcg(up + ((size_t)s * hb + g) * D2 + d);
-			float w = ms == -INFINITY ? 0.0f : exp2f(ms - M);
-			sw[g][s] = w;
-			ls += w * __ldcg(up + ((size_t)s * hb + g) * D2 + d + 1);
-		}
-#pragma unroll
-		for (int o = 16; o > 0; o >>= 1)
-			ls += __shfl_xor_sync(0xffffffffu, ls, o);
-		if (lane == 0)
-			red[warp] = ls;
-		__syncthreads();
-		if (threadIdx.x == 0) {
-			float L = 0.0f;
-#pragma unroll
-			for (int w = 0; w < NW; w++)
-				L += red[w];
-			sL[g] = L;
-		}
-		__syncthreads();
+	__shared__ float sw[GB][NSPLIT_MAX], sl[GB][NSPLIT_MAX], sL[GB];
+	for (int e = threadIdx.x; e < a.nsplit * hb; e += ATT_THREADS) {
+		int s = e / hb, g = e % hb;
+		sw[g][s] = __ldcg(up + (size_t)e * D2 + d);
+		sl[g][s] = __ldcg(up + (size_t)e * D2 + d + 1);
 	}
-	for (int e = threadIdx.x; e < hb * d; e += ATT_THREADS) {
-		int g = e / d, j = e % d;
-		float A0 = 0.0f, A1 = 0.0f, A2 = 0.0f, A3 = 0.0f;
+	__syncthreads();
+	if (threadIdx.x < hb) {
+		int g = threadIdx.x;
+		float M = -INFINITY, L = 0.0f;
+		for (int s = 0; s < a.nsplit; s++)
+			M = fmaxf(M, sw[g][s]);
+		for (int s = 0; s < a.nsplit; s++) {
+			float w = sw[g][s] == -INFINITY ? 0.0f : exp2f(sw[g][s] - M);
+			sw[g][s] = w;
+			L += w * sl[g][s];
+		}
+		sL[g] = L;
+	}
+	__syncthreads();
+	const int d4 = d / 4;
+	for (int e = threadIdx.x; e < hb * d4; e += ATT_THREADS) {
+		int g = e / d4, j = (e % d4) * 4;
+		float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 		int s = 0;
 		for (; s + 4 <= a.nsplit; s += 4) {
-			A0 += sw[g][s] * __ldcg(up + ((size_t)s * hb + g) * D2 + j);
-			A1 += sw[g][s + 1] * __ldcg(up + ((size_t)(s + 1) * hb + g) * D2 + j);
-			A2 += sw[g][s + 2] * __ldcg(up + ((size_t)(s + 2) * hb + g) * D2 + j);
-			A3 += sw[g][s + 3] * __ldcg(up + ((size_t)(s + 3) * hb + g) * D2 + j);
+			float4 x[4];
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+				x[i] = __ldcg(reinterpret_cast<const float4 *>(up + ((size_t)(s + i) * hb + g) * D2 + j));
+#pragma unroll
+			for (int i = 0; i < 4; i++) {
+				float w = sw[g][s + i];
+				A.x += w * x[i].x, A.y += w * x[i].y, A.z += w * x[i].z, A.w += w * x[i].w;
+			}
 		}
-		for (; s < a.nsplit; s++)
-			A0 += sw[g][s] * __ldcg(up + ((size_t)s * hb + g) * D2 + j);
-		a.out[((size_t)b * a.H + h0 + g) * d + j] = ((A0 + A1) + (A2 + A3)) / sL[g];
+		for (; s < a.nsplit; s++) {
+			float4 x = __ldcg(reinterpret_cast<const float4 *>(up + ((size_t)s * hb + g) * D2 + j));
+			float w = sw[g][s];
+			A.x += w * x.x, A.y += w * x.y, A.z += w * x.z, A.w += w * x.w;
+		}
+		float inv = 1.0f / sL[g];
+		float *o = a.out + ((size_t)b * a.H + h0 + g) * d + j;
+		o[0] = A.x * inv, o[1] = A.y * inv, o[2] = A.z * inv, o[3] = A.w * inv;
 	}
 	if (threadIdx.x == 0)
 		a.counter[wu] = 0;
@@ -816,7 +819,7 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 	ALLOC(bsel, U * 2);
 	ALLOC(idx, U * ws->kcap);
 	ALLOC(nsel, U);
-	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 2));
+	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 4));
 	ALLOC(counter, U);
 #undef ALLOC
 	if (cudaMemset(ws->hist, 0, sizeof(uint32_t) * U * HIST_BINS) != cudaSuccess ||
