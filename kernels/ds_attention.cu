@@ -300,10 +300,17 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 	for (int i = threadIdx.x; i < 1024; i += blockDim.x)
 		h[i] = 0;
 	__syncthreads();
-	for (int i = threadIdx.x; i < n1; i += blockDim.x) {
-		uint32_t k = ckey[i];
-		if ((k >> prefix_shift) == prefix)
-			atomicAdd(&h[(k >> shift) & 1023u], 1u);
+	for (int base = threadIdx.x; base < n1; base += blockDim.x * 8) {
+		uint32_t k[8]; /* eight loads in flight before the atomics */
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			int p = base + i * blockDim.x;
+			k[i] = p < n1 ? __ldcg(ckey + p) : 0u;
+		}
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			if (base + i * (int)blockDim.x < n1 && (k[i] >> prefix_shift) == prefix)
+				atomicAdd(&h[(k[i] >> shift) & 1023u], 1u);
 	}
 	__syncthreads();
 	/* descending digits: thread t owns digits 1023 - R*t .. 1024 - R*(t+1), R = 1024 / blockDim */
@@ -449,18 +456,34 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	__syncthreads();
 	uint32_t *kk = ckey + (size_t)u * lcap;
 	int32_t *ki = cidx + (size_t)u * lcap;
-	for (int p = tid; p < n1; p += SEL_THREADS) {
-		int lo = 0, hi = nch - 1; /* largest c with off[c] <= p */
-		while (lo < hi) {
-			int mid = (lo + hi + 1) >> 1;
-			if (off[mid] <= p)
-				lo = mid;
-			else
-				hi = mid - 1;
+	for (int base = tid; base < n1; base += SEL_THREADS * 8) {
+		uint32_t kx[8];
+		int32_t ix[8];
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			int p = base + i * SEL_THREADS;
+			if (p >= n1)
+				continue;
+			int lo = 0, hi = nch - 1; /* largest c with off[c] <= p */
+			while (lo < hi) {
+				int mid = (lo + hi + 1) >> 1;
+				if (off[mid] <= p)
+					lo = mid;
+				else
+					hi = mid - 1;
+			}
+			size_t src = (size_t)u * lcap + (size_t)lo * chunk + (p - off[lo]);
+			kx[i] = __ldcg(kk0 + src);
+			ix[i] = __ldcg(ki0 + src);
 		}
-		size_t src = (size_t)u * lcap + (size_t)lo * chunk + (p - off[lo]);
-		kk[p] = __ldcg(kk0 + src);
-		ki[p] = __ldcg(ki0 + src);
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			int p = base + i * SEL_THREADS;
+			if (p < n1) {
+				kk[p] = kx[i];
+				ki[p] = ix[i];
+			}
+		}
 	}
 	__syncthreads();
 
@@ -524,7 +547,7 @@ struct att_args {
 	float qscale; /* log2(e) / sqrt(d) */
 };
 
-template <typename T, int LPR, int GB>
+template <typename T, int LPR, int GB, bool PF>
 __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 {
 	constexpr int RPW = 32 / LPR, NW = ATT_THREADS / 32, STEP = NW * RPW * ATT_UNROLL;
@@ -574,8 +597,7 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	const T *kbase = reinterpret_cast<const T *>(a.k) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 	const T *vbase = reinterpret_cast<const T *>(a.v) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 
-	/* rows of one step: loaded one step ahead (register double buffer) when the head block is small */
-	constexpr bool PF = GB == 2 || GB == 4;
+	/* PF: rows loaded one step ahead (register double buffer); for 2-4 heads per block and for selections */
 	uint4 kv[ATT_UNROLL], vv[ATT_UNROLL];
 	bool ok[ATT_UNROLL];
 	auto load_step = [&](int base, uint4 *kx, uint4 *vx, bool *okx) {
@@ -901,25 +923,25 @@ extern "C" int fpk_ds_label_build(const fpk_ds_label_params *p, void *stream)
 
 typedef void (*att_fn)(att_args);
 
-template <typename T, int GB> static att_fn pick_lpr(int lpr)
+template <typename T, int GB, bool PF> static att_fn pick_lpr(int lpr)
 {
 	switch (lpr) {
-	case 1: return ds_attn_kernel<T, 1, GB>;
-	case 2: return ds_attn_kernel<T, 2, GB>;
-	case 4: return ds_attn_kernel<T, 4, GB>;
-	case 8: return ds_attn_kernel<T, 8, GB>;
-	case 16: return ds_attn_kernel<T, 16, GB>;
-	default: return ds_attn_kernel<T, 32, GB>;
+	case 1: return ds_attn_kernel<T, 1, GB, PF>;
+	case 2: return ds_attn_kernel<T, 2, GB, PF>;
+	case 4: return ds_attn_kernel<T, 4, GB, PF>;
+	case 8: return ds_attn_kernel<T, 8, GB, PF>;
+	case 16: return ds_attn_kernel<T, 16, GB, PF>;
+	default: return ds_attn_kernel<T, 32, GB, PF>;
 	}
 }
 
-template <typename T> static att_fn pick_gb(int gb, int lpr)
+template <typename T> static att_fn pick_gb(int gb, int lpr, bool sparse)
 {
 	switch (gb) {
-	case 1: return pick_lpr<T, 1>(lpr);
-	case 2: return pick_lpr<T, 2>(lpr);
-	case 4: return pick_lpr<T, 4>(lpr);
-	default: return pick_lpr<T, 8>(lpr);
+	case 1: return sparse ? pick_lpr<T, 1, true>(lpr) : pick_lpr<T, 1, false>(lpr);
+	case 2: return pick_lpr<T, 2, true>(lpr);
+	case 4: return pick_lpr<T, 4, true>(lpr);
+	default: return pick_lpr<T, 8, false>(lpr);
 	}
 }
 
@@ -947,7 +969,8 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 	a.upb = s->heads / hb, a.sel_per_head = sel_per_head, a.kcap = kcap;
 	a.qscale = 1.4426950408889634f / sqrtf((float)s->head_dim);
 	int units = s->batch * a.upb;
-	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr) : pick_gb<__half>(gb, lpr);
+	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr, idx != NULL)
+					     : pick_gb<__half>(gb, lpr, idx != NULL);
 	/* at most one full wave of resident blocks, at least 128 tokens per split */
 	int bps = 1;
 	FPK_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, fn, ATT_THREADS, 0));
