@@ -531,13 +531,176 @@ done:
 	return rc;
 }
 
+/* ---- 16-bit fast path: a window around an estimated threshold. A sample of the tensor (blocks of 64 elements
+ * spread evenly) estimates the k-th key; one exact pass then counts the keys below the window [L, U), zeros and
+ * non-finite values with vectorizable compares, and builds a histogram only of the few keys inside the window.
+ * When the k-th key falls inside, the result is the same exact selection as the full histogram (same T, same
+ * counts); otherwise the caller falls back to the full histogram. ---- */
+
+#define WBLOCK 16
+
+typedef struct wctx {
+	const uint8_t *d;
+	int kind;
+	uint64_t n;
+	uint32_t L, W;     /* window keys [L, L + W) */
+	uint32_t *hists;   /* nthreads x W */
+	uint64_t *below, *zeros, *bad; /* per chunk; bad: 1 when a non-finite key was seen */
+} wctx;
+
+static inline __attribute__((always_inline)) void window_k(const uint8_t *d, int kind, uint64_t lo, uint64_t hi,
+							    uint32_t L, uint32_t W, uint32_t *hist, uint64_t *below,
+							    uint64_t *zeros, uint64_t *bad)
+{
+	const uint32_t nf = fpk_magsel_nonfinite(kind);
+	uint32_t b = 0, z = 0, f = 0; /* chunk-sized ranges: 32-bit counters */
+	uint64_t i = lo;
+	for (; i + WBLOCK <= hi; i += WBLOCK) {
+		uint32_t inwin = 0;
+		for (int j = 0; j < WBLOCK; j++) {
+			uint32_t k = kget(d, kind, i + (uint64_t)j);
+			b += k < L;
+			z += k == 0;
+			f |= k >= nf;
+			inwin |= (uint32_t)(k - L) < W;
+		}
+		if (inwin)
+			for (int j = 0; j < WBLOCK; j++) {
+				uint32_t k = kget(d, kind, i + (uint64_t)j);
+				if ((uint32_t)(k - L) < W)
+					hist[k - L]++;
+			}
+	}
+	for (; i < hi; i++) {
+		uint32_t k = kget(d, kind, i);
+		b += k < L;
+		z += k == 0;
+		f |= k >= nf;
+		if ((uint32_t)(k - L) < W)
+			hist[k - L]++;
+	}
+	*below = b;
+	*zeros = z;
+	*bad = f;
+}
+
+static int w_task(void *ctx, size_t c, int tid)
+{
+	wctx *x = ctx;
+	uint64_t lo = c * CHUNK, hi = lo + CHUNK < x->n ? lo + CHUNK : x->n;
+	uint32_t *h = x->hists + (size_t)tid * x->W;
+	switch (x->kind) {
+	case KEY_F16: window_k(x->d, KEY_F16, lo, hi, x->L, x->W, h, &x->below[c], &x->zeros[c], &x->bad[c]); break;
+	default: window_k(x->d, KEY_BF16, lo, hi, x->L, x->W, h, &x->below[c], &x->zeros[c], &x->bad[c]); break;
+	}
+	return 0;
+}
+
+/* returns 1 when the window held the k-th key (res, zeros, first_bad filled), 0 to fall back, < 0 on error */
+static int select16_window(const void *data, int kind, uint64_t n, uint64_t k, int threads, fpk_magsel_result *res,
+			   uint64_t *zeros, uint64_t *first_bad)
+{
+	const uint64_t nblocks = 1024, bl = 64, m = nblocks * bl;
+	uint32_t *sh = calloc(32768, sizeof(uint32_t));
+	wctx x = {.d = data, .kind = kind, .n = n};
+	size_t nch = (size_t)((n + CHUNK - 1) / CHUNK);
+	int rc = 0, found = 0;
+	if (!sh)
+		return fpk_error_set(FPK_EIO, "out of memory");
+	for (uint64_t b = 0; b < nblocks; b++) {
+		uint64_t start = (n - bl) / (nblocks - 1) * b;
+		for (uint64_t j = 0; j < bl; j++)
+			sh[kget(data, kind, start + j)]++;
+	}
+	/* sample ranks around k's position, with a margin of ~6 standard deviations of a sample quantile */
+	double r = (double)k / (double)n * (double)m, margin = 6.0 * 256.0 + 64.0; /* 6 sqrt(m) + 64 */
+	uint64_t rlo = r - margin > 0 ? (uint64_t)(r - margin) : 0;
+	uint64_t rhi = r + margin < (double)(m - 1) ? (uint64_t)(r + margin) : m - 1;
+	uint64_t cum = 0;
+	uint32_t L = 0, U = 32768;
+	int have_l = rlo == 0;
+	for (uint32_t key = 0; key < 32768; key++) {
+		if (!have_l && cum + sh[key] > rlo) {
+			L = key;
+			have_l = 1;
+		}
+		cum += sh[key];
+		if (cum > rhi) {
+			U = key + 1;
+			break;
+		}
+	}
+	free(sh);
+	x.L = L;
+	x.W = U - L;
+	threads = fpk_magsel_threads(threads);
+	x.hists = calloc((size_t)threads * x.W, sizeof(uint32_t));
+	x.below = calloc(nch + 1, sizeof(uint64_t));
+	x.zeros = calloc(nch + 1, sizeof(uint64_t));
+	x.bad = calloc(nch + 1, sizeof(uint64_t));
+	if (!x.hists || !x.below || !x.zeros || !x.bad) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	/* n < 2^31 * threads keeps each thread's 32-bit window counters safe */
+	if ((rc = fpk_parallel_for(nch, threads, w_task, &x)))
+		goto done;
+	uint64_t below = 0, inwin = 0, z = 0;
+	int bad = 0;
+	for (size_t c = 0; c < nch; c++) {
+		below += x.below[c];
+		z += x.zeros[c];
+		bad |= x.bad[c] != 0;
+	}
+	for (size_t t = 1; t < (size_t)threads; t++)
+		for (uint32_t b = 0; b < x.W; b++)
+			x.hists[b] += x.hists[t * x.W + b];
+	for (uint32_t b = 0; b < x.W; b++)
+		inwin += x.hists[b];
+	*zeros = z;
+	*first_bad = UINT64_MAX;
+	if (bad)
+		for (uint64_t i = 0; i < n; i++)
+			if (kget(data, kind, i) >= fpk_magsel_nonfinite(kind)) {
+				*first_bad = i;
+				break;
+			}
+	if (k > below && k <= below + inwin) {
+		uint64_t c2 = below;
+		for (uint32_t b = 0; b < x.W; b++) {
+			if (c2 + x.hists[b] >= k) {
+				res->key = L + b;
+				res->n_less = c2;
+				res->n_eq = x.hists[b];
+				res->n_eq_sel = k - c2;
+				break;
+			}
+			c2 += x.hists[b];
+		}
+		found = 1;
+	}
+done:
+	free(x.hists);
+	free(x.below);
+	free(x.zeros);
+	free(x.bad);
+	return rc ? rc : found;
+}
+
 int fpk_magsel_select(const void *data, int kind, uint64_t n, uint64_t k, int threads, fpk_magsel_result *res,
 		      uint64_t *zeros, uint64_t *first_bad)
 {
 	fpk_magsel_level lv[2];
 	int nl = fpk_magsel_levels(kind, lv), rc = 0;
-	uint64_t *acc = malloc(65536 * sizeof(uint64_t));
 	memset(res, 0, sizeof(*res));
+	if ((kind == KEY_F16 || kind == KEY_BF16) && k > 0 && n >= ((uint64_t)1 << 20) &&
+	    n < ((uint64_t)1 << 31) * (uint64_t)fpk_magsel_threads(threads)) {
+		rc = select16_window(data, kind, n, k, threads, res, zeros, first_bad);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		memset(res, 0, sizeof(*res));
+	}
+	uint64_t *acc = malloc(65536 * sizeof(uint64_t));
 	if (!acc)
 		return fpk_error_set(FPK_EIO, "out of memory");
 	*zeros = 0;
