@@ -42,7 +42,7 @@ fuzz: deps
 	@for f in build-fuzz/fuzz/fuzz_*; do \
 		c=tests/fuzz/corpus/$$(basename $$f | sed s/fuzz_//); mkdir -p build-fuzz/corpus-$$(basename $$f); \
 		echo "== $$f ($(FUZZ_SECONDS) s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f) $$c || exit 1; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/ build-fuzz/corpus-$$(basename $$f) $$c || exit 1; \
 	done
 
 clean:

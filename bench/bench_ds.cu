@@ -70,6 +70,13 @@ static float time_graph(cudaGraphExec_t ge, cudaStream_t st)
 	return t[SAMPLES / 2] * 1000.0f / STEPS;
 }
 
+typedef struct stage_t {
+	int B, L, Hkv, setting;
+	float score, select, attend;
+} stage_t;
+static stage_t stage_log[64];
+static int nstage;
+
 typedef struct ds_setting {
 	const char *name;
 	int r, fmt;
@@ -158,17 +165,23 @@ int main(int argc, char **argv)
 						OK(fpk_ds_label_build(&lp, st));
 					}
 					CU(cudaStreamSynchronize(st));
-					CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-					for (int i = 0; i < STEPS; i++) {
-						int z = i % nsets;
-						fpk_ds_decode_params dp = {s, c, q, k[z], v[z], lens, lab[z], sb ? sca[z] : NULL, 0, 0, 16, 0, out};
-						OK(fpk_ds_decode(&dp, ws, st));
+					float tst[3];
+					for (int stop = 1; stop <= 3; stop++) { /* score, +select, +attention (the step) */
+						CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+						for (int i = 0; i < STEPS; i++) {
+							int z = i % nsets;
+							fpk_ds_decode_params dp = {s, c, q, k[z], v[z], lens, lab[z], sb ? sca[z] : NULL,
+										   0, 0, 16, 0, out, stop % 3};
+							OK(fpk_ds_decode(&dp, ws, st));
+						}
+						CU(cudaStreamEndCapture(st, &g));
+						CU(cudaGraphInstantiate(&ge, g, 0));
+						tst[stop - 1] = time_graph(ge, st);
+						CU(cudaGraphExecDestroy(ge));
+						CU(cudaGraphDestroy(g));
 					}
-					CU(cudaStreamEndCapture(st, &g));
-					CU(cudaGraphInstantiate(&ge, g, 0));
-					float tds = time_graph(ge, st);
-					CU(cudaGraphExecDestroy(ge));
-					CU(cudaGraphDestroy(g));
+					float tds = tst[2];
+					stage_log[nstage++] = (stage_t){B, L, Hkv, si, tst[0], tst[1] - tst[0], tst[2] - tst[1]};
 					/* bytes a step must read: labels (+scales) and the selected K and V rows */
 					double need = (double)lb + sb + (double)B * Hkv * (L / 16) * d * 2 * 2;
 					printf(" %.1f | %.1fx | %.2f |", tds, tdense / tds, need / (tds * 1e-6) / 1e12);
@@ -191,6 +204,11 @@ int main(int argc, char **argv)
 				CU(cudaFree(out));
 				free(hl);
 			}
+	printf("\nstage split of the DS step (us; graph replays of the step cut after each stage, differences):\n");
+	printf("| B | L | Hkv | setting | score | select | attention |\n|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < nstage; i++)
+		printf("| %d | %dK | %d | %s | %.1f | %.1f | %.1f |\n", stage_log[i].B, stage_log[i].L / 1024, stage_log[i].Hkv,
+		       set[stage_log[i].setting].name, stage_log[i].score, stage_log[i].select, stage_log[i].attend);
 	CU(cudaGetLastError());
 	return 0;
 }

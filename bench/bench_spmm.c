@@ -167,15 +167,18 @@ int main(int argc, char **argv)
 {
 	const char *out = ".";
 	int quick = 0, threads = fpk_default_threads();
+	long long om = 0, ok = 0, osp = 0, on = 0; /* --only M,K,SPARSITY,N: one configuration (for profilers) */
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--out") && i + 1 < argc)
 			out = argv[++i];
 		else if (!strcmp(argv[i], "--quick"))
 			quick = 1;
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			sscanf(argv[++i], "%lld,%lld,%lld,%lld", &om, &ok, &osp, &on);
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			threads = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_spmm [--out DIR] [--quick] [--threads N]\n");
+			fprintf(stderr, "usage: bench_spmm [--out DIR] [--quick] [--threads N] [--only M,K,SPARSITY,N]\n");
 			return 2;
 		}
 	}
@@ -230,6 +233,8 @@ int main(int argc, char **argv)
 	int cnt[NSP][NN] = {{0}};
 	for (int si = 0; si < nshapes; si++) {
 		int64_t m = SHAPES[si][0], k = SHAPES[si][1];
+		if (om && (om != m || ok != k))
+			continue;
 		size_t dbytes = (size_t)m * k * 2;
 		uint16_t *w = malloc(dbytes);
 		uint16_t *xh = malloc((size_t)64 * k * 2);
@@ -244,6 +249,8 @@ int main(int argc, char **argv)
 			xb[i] = fpk_f32_to_bf16(fpk_f16_to_f32(xh[i]));
 		for (int pi = 0; pi < (quick ? 2 : NSP); pi++) {
 			int sp = quick ? SPS[2 + pi] : SPS[pi];
+			if (osp && osp != sp)
+				continue;
 			gen_ctx g = {w, m, k, 1.0 - sp / 100.0, 1000003ull * (uint64_t)(si + 1) + (uint64_t)sp};
 			FK(fpk_parallel_for((size_t)m, threads, gen_row, &g));
 			fpk_tcsl t = {0}, tb = {0};
@@ -285,6 +292,8 @@ int main(int argc, char **argv)
 			uint16_t *yr = malloc((size_t)64 * m * 2), *yo = malloc((size_t)64 * m * 2);
 			for (int ni = 0; ni < NN; ni++) {
 				int64_t n = NS[ni];
+				if (on && on != n)
+					continue;
 				job jc = {0, h, dw, NULL, rot_d, dx, dy, m, k, n, NULL, 0};
 				job jf = {1, NULL, NULL, sw, rot_s, dx, dy, m, k, n, ws, wss};
 				job jb = {1, NULL, NULL, swb, rot_s, dxb, dy, m, k, n, ws, wss};

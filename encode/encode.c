@@ -161,6 +161,7 @@ typedef struct plan {
 	uint32_t crc_v, crc_o;
 	round_stats rs;
 	int rounded;
+	double enc_s; /* seconds in the encoder, pass 1 */
 } plan;
 
 /* 16-bit view of a tensor; converts F32 into *buf (allocated) or copies unaligned F16/BF16 */
@@ -307,16 +308,19 @@ typedef struct enc_state {
 	plan *plans; /* m->n_tensors, model order */
 	int threads;
 	double enc_s;
+	size_t *small, n_small; /* plans of small targets, measured in parallel over tensors */
 } enc_state;
 
+#define SMALL_TENSOR (1u << 22) /* elements: below this a tensor is encoded by one worker */
+
 /* pass 1 for one target: convert, count zeros, decide by sparsity, encode, keep sizes and CRCs */
-static int measure(enc_state *s, plan *p)
+static int measure(enc_state *s, plan *p, int threads)
 {
 	const uint16_t *w;
 	uint16_t *buf = NULL;
 	fpk_tcsl tc;
 	memset(&tc, 0, sizeof(tc));
-	int rc = get16(p, s->threads, &w, &buf, &p->rs);
+	int rc = get16(p, threads, &w, &buf, &p->rs);
 	if (rc)
 		return rc;
 	p->rounded = p->t->dtype == FPK_F32;
@@ -329,8 +333,8 @@ static int measure(enc_state *s, plan *p)
 	}
 	double t0 = fpk_now_s();
 	rc = fpk_tcsl_encode(&tc, w, p->t->shape[0], p->t->shape[1], p->enc_dtype, s->o->reorder, s->o->allow_nan,
-			     s->threads);
-	s->enc_s += fpk_now_s() - t0;
+			     threads);
+	p->enc_s = fpk_now_s() - t0;
 	if (rc) {
 		rc = fpk_error_wrap(rc, "tensor '%s': ", p->t->name);
 		goto done;
@@ -344,6 +348,13 @@ done:
 	fpk_tcsl_release(&tc);
 	free(buf);
 	return rc;
+}
+
+static int measure_small(void *ctx, size_t i, int tid)
+{
+	(void)tid;
+	enc_state *s = ctx;
+	return measure(s, &s->plans[s->small[i]], 1);
 }
 
 static cJSON *shape_json(int64_t a, int64_t b)
@@ -523,7 +534,9 @@ static int write_shard(enc_state *s, size_t sh, const char *dir, size_t *ti, nam
 {
 	const fpk_st_file *f = s->m->shards[sh];
 	fpk_st_writer *w = NULL;
-	char *path = fpk_path_join(dir, s->m->shard_names[sh]), *vn = NULL, *on = NULL, *meta = NULL;
+	/* a single-file input (any name) becomes the pack's model.safetensors; shards keep their names */
+	const char *fname = s->m->index_name ? s->m->shard_names[sh] : "model.safetensors";
+	char *path = fpk_path_join(dir, fname), *vn = NULL, *on = NULL, *meta = NULL;
 	int rc = 0;
 	size_t first = *ti;
 	char key[1024];
@@ -671,9 +684,20 @@ int fpk_encode_run(const fpk_encode_opts *o, fpk_encode_report *report)
 		if ((rc = plan_tensor(&s.plans[i], o)))
 			goto done;
 	}
-	/* pass 1: sizes and CRCs of every encoded tensor, before any output exists */
+	/* pass 1: sizes and CRCs of every encoded tensor, before any output exists. Small tensors in parallel, one
+	 * worker each; large ones one at a time with every worker on their tiles. */
+	if (!(s.small = malloc(s.m->n_tensors * sizeof(*s.small) + 1))) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < s.m->n_tensors; i++)
+		if (s.plans[i].act == ACT_ENCODE && s.plans[i].t->numel < SMALL_TENSOR)
+			s.small[s.n_small++] = i;
+	if ((rc = fpk_parallel_for(s.n_small, s.threads, measure_small, &s)))
+		goto done;
 	for (size_t i = 0; i < s.m->n_tensors; i++) {
-		if (s.plans[i].act == ACT_ENCODE && (rc = measure(&s, &s.plans[i])))
+		if (s.plans[i].act == ACT_ENCODE && s.plans[i].t->numel >= SMALL_TENSOR &&
+		    (rc = measure(&s, &s.plans[i], s.threads)))
 			goto done;
 	}
 	if ((rc = fpk_outdir_begin(&od, o->out, o->force)))
@@ -714,12 +738,15 @@ done:
 	if (rc)
 		fpk_outdir_abort(&od);
 	rep.seconds = fpk_now_s() - t0;
+	for (size_t i = 0; s.plans && i < s.m->n_tensors; i++)
+		s.enc_s += s.plans[i].enc_s;
 	rep.encode_seconds = s.enc_s;
 	if (report && !rc)
 		*report = rep;
 	else
 		fpk_encode_report_release(&rep);
 	nl_free(&names);
+	free(s.small);
 	free(s.plans);
 	fpk_st_model_close(s.m);
 	return rc;

@@ -277,53 +277,40 @@ static int check_version(const fpk_st_file *f, int *version)
 	return 0;
 }
 
-int fpk_pack_open(fpk_pack **out, const char *path, int threads)
+/* rules R1-R15 over p->model */
+static int pack_check(fpk_pack *p, int threads)
 {
 	int rc = 0;
-	fpk_pack *p = calloc(1, sizeof(*p));
-	*out = NULL;
-	if (!p)
-		return fpk_error_set(FPK_EIO, "out of memory");
-	if ((rc = fpk_st_model_open(&p->model, path)))
-		goto done;
 	fpk_st_model *m = p->model;
 	size_t cap = 0;
 	for (size_t s = 0; s < m->n_shards; s++) {
 		const fpk_st_file *f = m->shards[s];
 		if ((rc = check_version(f, &p->version)))
-			goto done;
+			return rc;
 		size_t plen = strlen(FPK_PACK_KEY_TENSOR);
 		for (const cJSON *kv = f->metadata ? f->metadata->child : NULL; kv; kv = kv->next) {
 			if (!kv->string || strncmp(kv->string, FPK_PACK_KEY_TENSOR, plen))
 				continue;
 			const char *name = kv->string + plen;
-			if (!cJSON_IsString(kv)) {
-				rc = fpk_error_set(FPK_EFORMAT, "tensor '%s': metadata is not a string (rule R2)", name);
-				goto done;
-			}
-			if (fpk_pack_find(p, name)) {
-				rc = fpk_error_set(FPK_EFORMAT, "tensor '%s': described twice in the metadata (rule R5)", name);
-				goto done;
-			}
+			if (!cJSON_IsString(kv))
+				return fpk_error_set(FPK_EFORMAT, "tensor '%s': metadata is not a string (rule R2)", name);
+			if (fpk_pack_find(p, name))
+				return fpk_error_set(FPK_EFORMAT, "tensor '%s': described twice in the metadata (rule R5)", name);
 			if (p->n_encoded == cap) {
 				size_t nc = cap ? 2 * cap : 16;
 				fpk_pack_tensor *ne = realloc(p->encoded, nc * sizeof(*ne));
-				if (!ne) {
-					rc = fpk_error_set(FPK_EIO, "out of memory");
-					goto done;
-				}
+				if (!ne)
+					return fpk_error_set(FPK_EIO, "out of memory");
 				p->encoded = ne;
 				cap = nc;
 			}
 			fpk_pack_tensor *pt = &p->encoded[p->n_encoded];
 			memset(pt, 0, sizeof(*pt));
-			if (!(pt->name = strdup(name))) {
-				rc = fpk_error_set(FPK_EIO, "out of memory");
-				goto done;
-			}
+			if (!(pt->name = strdup(name)))
+				return fpk_error_set(FPK_EIO, "out of memory");
 			p->n_encoded++;
 			if ((rc = parse_tensor_meta(pt, name, kv->valuestring)) || (rc = bind_arrays(pt, m, f)))
-				goto done;
+				return rc;
 		}
 	}
 	/* every tcsl array belongs to a described tensor */
@@ -334,13 +321,60 @@ int fpk_pack_open(fpk_pack **out, const char *path, int threads)
 		int owned = 0;
 		for (size_t e = 0; e < p->n_encoded && !owned; e++)
 			owned = p->encoded[e].values_t == m->tensors[i] || p->encoded[e].offsets_t == m->tensors[i];
-		if (!owned) {
-			rc = fpk_error_set(FPK_EFORMAT, "array '%s' has no '%s...' metadata entry in its file (rule R5)", n,
-					   FPK_PACK_KEY_TENSOR);
-			goto done;
-		}
+		if (!owned)
+			return fpk_error_set(FPK_EFORMAT, "array '%s' has no '%s...' metadata entry in its file (rule R5)", n,
+					     FPK_PACK_KEY_TENSOR);
 	}
-	rc = fpk_parallel_for(p->n_encoded, threads, check_tensor, p);
+	return fpk_parallel_for(p->n_encoded, threads, check_tensor, p);
+}
+
+int fpk_pack_open(fpk_pack **out, const char *path, int threads)
+{
+	int rc = 0;
+	fpk_pack *p = calloc(1, sizeof(*p));
+	*out = NULL;
+	if (!p)
+		return fpk_error_set(FPK_EIO, "out of memory");
+	if ((rc = fpk_st_model_open(&p->model, path)) || (rc = pack_check(p, threads))) {
+		fpk_pack_close(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int fpk_pack_open_memory(fpk_pack **out, const uint8_t *buf, size_t len, const char *name, int threads)
+{
+	int rc = 0;
+	fpk_pack *p = calloc(1, sizeof(*p));
+	fpk_st_model *m = calloc(1, sizeof(*m));
+	*out = NULL;
+	if (!p || !m) {
+		free(p);
+		free(m);
+		return fpk_error_set(FPK_EIO, "out of memory");
+	}
+	p->model = m;
+	m->shards = calloc(1, sizeof(*m->shards));
+	m->shard_names = calloc(1, sizeof(*m->shard_names));
+	m->dir = strdup(".");
+	if (!m->shards || !m->shard_names || !m->dir || !(m->shard_names[0] = strdup(name))) {
+		m->n_shards = m->shard_names ? 1 : 0;
+		fpk_pack_close(p);
+		return fpk_error_set(FPK_EIO, "out of memory");
+	}
+	m->n_shards = 1;
+	if ((rc = fpk_st_open_memory(&m->shards[0], buf, len, name)))
+		goto done;
+	fpk_st_file *f = m->shards[0];
+	m->n_tensors = f->n_tensors;
+	if (!(m->tensors = calloc(f->n_tensors ? f->n_tensors : 1, sizeof(*m->tensors)))) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < f->n_tensors; i++)
+		m->tensors[i] = &f->tensors[i];
+	rc = pack_check(p, threads);
 done:
 	if (rc) {
 		fpk_pack_close(p);

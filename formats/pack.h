@@ -39,6 +39,9 @@ typedef struct fpk_pack {
 /* Open the pack at path (directory or .safetensors file) and check every rule R1-R15 with threads workers.
  * FPK_EFORMAT with the rule's message, FPK_EIO on I/O. Caller frees with fpk_pack_close. */
 int fpk_pack_open(fpk_pack **out, const char *path, int threads);
+/* The same checks on one pack file held in memory (buf must outlive the result); name is used in messages.
+ * Used by the fuzz target tests/fuzz/fuzz_pack.c. */
+int fpk_pack_open_memory(fpk_pack **out, const uint8_t *buf, size_t len, const char *name, int threads);
 void fpk_pack_close(fpk_pack *p);
 /* 1 when any file of m carries the pack format key (a pack, maybe an invalid one), else 0 */
 int fpk_pack_detect(const fpk_st_model *m);

@@ -707,10 +707,14 @@ int fpk_tokens_read(const char *path, int vocab, int **ids, size_t *n)
 			const char *st = p;
 			while (p < end && *p >= '0' && *p <= '9' && x <= 0x7fffffffull)
 				x = x * 10 + (unsigned)(*p++ - '0');
-			if (x > 0x7fffffffull || (vocab > 0 && x >= (unsigned long long)vocab) ||
-				(p < end && *p != ' ' && *p != '\n' && *p != '\t' && *p != '\r')) {
-				rc = fpk_error_set(FPK_EFORMAT, "token file '%s': bad or out-of-vocabulary (%d) id at byte %zu", path,
-					vocab, (size_t)(st - buf));
+			if (x > 0x7fffffffull || (p < end && *p != ' ' && *p != '\n' && *p != '\t' && *p != '\r')) {
+				rc = fpk_error_set(FPK_EFORMAT, "token file '%s': bad id at byte %zu (expected decimal ids)", path,
+					(size_t)(st - buf));
+				goto done;
+			}
+			if (vocab > 0 && x >= (unsigned long long)vocab) {
+				rc = fpk_error_set(FPK_EFORMAT, "token file '%s': id %llu at byte %zu is outside the vocabulary (%d)",
+					path, x, (size_t)(st - buf), vocab);
 				goto done;
 			}
 			v[k++] = (int)x;

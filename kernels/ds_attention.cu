@@ -40,6 +40,10 @@ struct fpk_ds_workspace {
 	uint32_t *hist;    /* (B*H, 4096), zero between calls */
 	uint32_t *ckey;    /* (B*H, lcap) candidate keys */
 	int32_t *cidx;     /* (B*H, lcap) candidate tokens */
+	uint32_t *fkey;    /* (B*H, lcap) per-chunk candidate lists of the filter */
+	int32_t *fidx;
+	int32_t *ccnt;     /* (B*H, MAX_CHUNKS) candidates per chunk */
+	int32_t *bsel;     /* (B*H, 2) b* and the count above it */
 	int32_t *idx;      /* (B*H, kcap) selection */
 	int32_t *nsel;     /* (B*H) */
 	float *part;       /* (B*H*NSPLIT_MAX, d+2) split partials */
@@ -317,14 +321,105 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 	__syncthreads();
 }
 
-__global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(const float *__restrict__ scores, uint32_t *__restrict__ hist,
+/* 3a. filter, grid (chunks, U), 256 threads: every block finds b* from the unit's histogram and keeps the
+ * tokens of its chunk with bin >= b* in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
+enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = 1024 };
+
+__global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__restrict__ scores,
+								  const uint32_t *__restrict__ hist, uint32_t *__restrict__ kk,
+								  int32_t *__restrict__ ki, int32_t *__restrict__ ccnt,
+								  int32_t *__restrict__ bsel, const int32_t *__restrict__ lens,
+								  int per, int lcap, int chunk, int topk, int topk_div,
+								  int dense_below)
+{
+	__shared__ int sc[40];
+	const int u = blockIdx.y, c = blockIdx.x, b = u / per, len = lens[b], tid = threadIdx.x;
+	const int kb = seq_topk(len, topk, topk_div, dense_below);
+	const int t0 = c * chunk;
+	if (!kb || t0 >= len)
+		return;
+	const int t1 = min(len, t0 + chunk);
+	/* thread t holds bins 4095-16t .. 4080-16t (descending) */
+	const uint4 *hg = reinterpret_cast<const uint4 *>(hist + (size_t)u * HIST_BINS + HIST_BINS - 16 - 16 * tid);
+	uint32_t cnt[16];
+	int sum = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		uint4 x = __ldcg(hg + i);
+		cnt[4 * i] = x.x, cnt[4 * i + 1] = x.y, cnt[4 * i + 2] = x.z, cnt[4 * i + 3] = x.w;
+	}
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		sum += (int)cnt[i];
+	int total;
+	int before = block_scan(sum, &total, sc);
+#pragma unroll
+	for (int i = 15; i >= 0; i--) { /* bin 4095-16t-(15-i) ... descending order is i = 15 .. 0 */
+		if (before < kb && kb <= before + (int)cnt[i]) {
+			sc[34] = HIST_BINS - 16 - 16 * tid + i;
+			sc[35] = before;
+		}
+		before += (int)cnt[i];
+	}
+	__syncthreads();
+	const uint32_t bstar = (uint32_t)sc[34];
+	if (c == 0 && tid == 0) {
+		bsel[2 * u] = sc[34];
+		bsel[2 * u + 1] = sc[35];
+	}
+	const float *srow = scores + (size_t)u * lcap;
+	uint32_t *okk = kk + (size_t)u * lcap + t0;
+	int32_t *oki = ki + (size_t)u * lcap + t0;
+	int n1 = 0;
+	for (int tile = t0; tile < t1; tile += FILT_THREADS * FILT_ITEMS) {
+		int t = tile + tid * FILT_ITEMS;
+		float v[FILT_ITEMS];
+		if (t + FILT_ITEMS <= t1) {
+#pragma unroll
+			for (int i = 0; i < FILT_ITEMS; i += 4) {
+				float4 x = __ldcg(reinterpret_cast<const float4 *>(srow + t + i));
+				v[i] = x.x, v[i + 1] = x.y, v[i + 2] = x.z, v[i + 3] = x.w;
+			}
+		} else {
+#pragma unroll
+			for (int i = 0; i < FILT_ITEMS; i++)
+				v[i] = t + i < t1 ? __ldcg(srow + t + i) : 0.0f;
+		}
+		int cn = 0;
+		uint32_t keys[FILT_ITEMS];
+#pragma unroll
+		for (int i = 0; i < FILT_ITEMS; i++) {
+			keys[i] = dkey(v[i]);
+			cn += (t + i < t1 && (keys[i] >> 20) >= bstar);
+		}
+		int tot;
+		int pos = n1 + block_scan(cn, &tot, sc);
+#pragma unroll
+		for (int i = 0; i < FILT_ITEMS; i++)
+			if (t + i < t1 && (keys[i] >> 20) >= bstar) {
+				okk[pos] = keys[i];
+				oki[pos] = t + i;
+				pos++;
+			}
+		n1 += tot;
+	}
+	if (tid == 0)
+		ccnt[(size_t)u * MAX_CHUNKS + c] = n1;
+}
+
+/* 3b. resolve, grid (U), 1024 threads: gathers the chunks' lists into one ordered list, finds the exact k-th
+ * key and writes the selection; zeroes the unit's histogram for the next call */
+__global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__restrict__ hist,
+								 const uint32_t *__restrict__ kk0, const int32_t *__restrict__ ki0,
 								 uint32_t *__restrict__ ckey, int32_t *__restrict__ cidx,
+								 const int32_t *__restrict__ ccnt, const int32_t *__restrict__ bsel,
 								 int32_t *__restrict__ idx, int32_t *__restrict__ nsel,
 								 const int32_t *__restrict__ lens, int per, int lcap, int kcap,
-								 int topk, int topk_div, int dense_below)
+								 int chunk, int topk, int topk_div, int dense_below)
 {
 	__shared__ int sc[40];
 	__shared__ uint32_t h[1024];
+	__shared__ int off[MAX_CHUNKS + 1];
 	const int u = blockIdx.x, b = u / per, len = lens[b];
 	const int kb = seq_topk(len, topk, topk_div, dense_below);
 	if (!kb) {
@@ -333,66 +428,30 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(const float *__r
 		return;
 	}
 	const int tid = threadIdx.x;
-	/* the bin of the kb-th largest key; thread t holds bins 4095-4t .. 4092-4t */
 	uint32_t *hg = hist + (size_t)u * HIST_BINS;
-	int c[4], sum = 0;
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		c[i] = (int)hg[HIST_BINS - 1 - 4 * tid - i];
-		sum += c[i];
-	}
 #pragma unroll
 	for (int i = 0; i < 4; i++)
-		hg[HIST_BINS - 1 - 4 * tid - i] = 0;
-	int total;
-	int before = block_scan(sum, &total, sc);
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		if (before < kb && kb <= before + c[i]) {
-			sc[34] = HIST_BINS - 1 - 4 * tid - i;
-			sc[35] = before;
-		}
-		before += c[i];
-	}
+		hg[tid + i * SEL_THREADS] = 0;
+	const uint32_t bstar = (uint32_t)__ldcg(bsel + 2 * u);
+	const int above = __ldcg(bsel + 2 * u + 1);
+	const int nch = (len + chunk - 1) / chunk;
+	int cnt = tid < nch ? __ldcg(ccnt + (size_t)u * MAX_CHUNKS + tid) : 0, n1;
+	off[tid] = block_scan(cnt, &n1, sc);
 	__syncthreads();
-	const uint32_t bstar = (uint32_t)sc[34];
-	const int above = sc[35];
-	__syncthreads();
-
-	/* ordered pass: keep tokens with bin >= b* in ascending order */
-	const float *srow = scores + (size_t)u * lcap;
 	uint32_t *kk = ckey + (size_t)u * lcap;
 	int32_t *ki = cidx + (size_t)u * lcap;
-	int n1 = 0;
-	for (int tile = 0; tile < len; tile += SEL_THREADS * SEL_ITEMS) {
-		int t = tile + tid * SEL_ITEMS;
-		float v[SEL_ITEMS];
-		if (t + SEL_ITEMS <= len) {
-			float4 a = *reinterpret_cast<const float4 *>(srow + t);
-			float4 bq = *reinterpret_cast<const float4 *>(srow + t + 4);
-			v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = bq.x, v[5] = bq.y, v[6] = bq.z, v[7] = bq.w;
-		} else {
-#pragma unroll
-			for (int i = 0; i < SEL_ITEMS; i++)
-				v[i] = t + i < len ? srow[t + i] : 0.0f;
+	for (int p = tid; p < n1; p += SEL_THREADS) {
+		int lo = 0, hi = nch - 1; /* largest c with off[c] <= p */
+		while (lo < hi) {
+			int mid = (lo + hi + 1) >> 1;
+			if (off[mid] <= p)
+				lo = mid;
+			else
+				hi = mid - 1;
 		}
-		int cnt = 0;
-		uint32_t keys[SEL_ITEMS];
-#pragma unroll
-		for (int i = 0; i < SEL_ITEMS; i++) {
-			keys[i] = dkey(v[i]);
-			cnt += (t + i < len && (keys[i] >> 20) >= bstar);
-		}
-		int tot;
-		int pos = n1 + block_scan(cnt, &tot, sc);
-#pragma unroll
-		for (int i = 0; i < SEL_ITEMS; i++)
-			if (t + i < len && (keys[i] >> 20) >= bstar) {
-				kk[pos] = keys[i];
-				ki[pos] = t + i;
-				pos++;
-			}
-		n1 += tot;
+		size_t src = (size_t)u * lcap + (size_t)lo * chunk + (p - off[lo]);
+		kk[p] = __ldcg(kk0 + src);
+		ki[p] = __ldcg(ki0 + src);
 	}
 	__syncthreads();
 
@@ -506,22 +565,34 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	const T *kbase = reinterpret_cast<const T *>(a.k) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 	const T *vbase = reinterpret_cast<const T *>(a.v) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 
-	for (int base = t0; base < t1; base += STEP) {
-		uint4 kv[ATT_UNROLL], vv[ATT_UNROLL];
-		bool ok[ATT_UNROLL];
+	/* rows of one step: loaded one step ahead (register double buffer) when the head block is small */
+	constexpr bool PF = GB <= 4;
+	uint4 kv[ATT_UNROLL], vv[ATT_UNROLL];
+	bool ok[ATT_UNROLL];
+	auto load_step = [&](int base, uint4 *kx, uint4 *vx, bool *okx) {
 #pragma unroll
 		for (int u = 0; u < ATT_UNROLL; u++) {
 			int i = base + (u * NW + warp) * RPW + row;
-			ok[u] = i < t1;
-			int tok = ok[u] ? (list ? __ldg(list + i) : i) : 0;
-			if (ok[u] && act) {
-				kv[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + (size_t)tok * d));
-				vv[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + (size_t)tok * d));
+			okx[u] = i < t1;
+			int tok = okx[u] ? (list ? __ldg(list + i) : i) : 0;
+			if (okx[u] && act) {
+				kx[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + (size_t)tok * d));
+				vx[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + (size_t)tok * d));
 			} else {
-				kv[u] = make_uint4(0, 0, 0, 0);
-				vv[u] = make_uint4(0, 0, 0, 0);
+				kx[u] = make_uint4(0, 0, 0, 0);
+				vx[u] = make_uint4(0, 0, 0, 0);
 			}
 		}
+	};
+	if (PF)
+		load_step(t0, kv, vv, ok);
+	for (int base = t0; base < t1; base += STEP) {
+		uint4 kn[ATT_UNROLL], vn[ATT_UNROLL];
+		bool okn[ATT_UNROLL];
+		if (PF)
+			load_step(base + STEP, kn, vn, okn);
+		else
+			load_step(base, kv, vv, ok);
 		float s[GB][ATT_UNROLL];
 #pragma unroll
 		for (int u = 0; u < ATT_UNROLL; u++) {
@@ -568,6 +639,11 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 				for (int i = 0; i < 8; i++)
 					acc[g][i] = fmaf(p, vf[i], acc[g][i]);
 			}
+		}
+		if (PF) {
+#pragma unroll
+			for (int u = 0; u < ATT_UNROLL; u++)
+				kv[u] = kn[u], vv[u] = vn[u], ok[u] = okn[u];
 		}
 	}
 	/* merge the row slots of the warp (lanes with equal lir) */
@@ -636,23 +712,59 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	if (!last)
 		return;
 	__threadfence();
+	/* merge the splits: per head the global max and sum in parallel over splits, then the weighted sums */
 	const float *up = a.part + (size_t)wu * a.nsplit * hb * D2;
+	__shared__ float sw[GB][NSPLIT_MAX], sL[GB], red[NW];
+	for (int g = 0; g < hb; g++) {
+		float mx = -INFINITY;
+		for (int s = threadIdx.x; s < a.nsplit; s += ATT_THREADS)
+			mx = fmaxf(mx, __ldcg(up + ((size_t)s * hb + g) * D2 + d));
+#pragma unroll
+		for (int o = 16; o > 0; o >>= 1)
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+		if (lane == 0)
+			red[warp] = mx;
+		__syncthreads();
+		float M = red[0];
+#pragma unroll
+		for (int w = 1; w < NW; w++)
+			M = fmaxf(M, red[w]);
+		__syncthreads();
+		float ls = 0.0f;
+		for (int s = threadIdx.x; s < a.nsplit; s += ATT_THREADS) {
+			float ms = __ldcg(up + ((size_t)s * hb + g) * D2 + d);
+			float w = ms == -INFINITY ? 0.0f : exp2f(ms - M);
+			sw[g][s] = w;
+			ls += w * __ldcg(up + ((size_t)s * hb + g) * D2 + d + 1);
+		}
+#pragma unroll
+		for (int o = 16; o > 0; o >>= 1)
+			ls += __shfl_xor_sync(0xffffffffu, ls, o);
+		if (lane == 0)
+			red[warp] = ls;
+		__syncthreads();
+		if (threadIdx.x == 0) {
+			float L = 0.0f;
+#pragma unroll
+			for (int w = 0; w < NW; w++)
+				L += red[w];
+			sL[g] = L;
+		}
+		__syncthreads();
+	}
 	for (int e = threadIdx.x; e < hb * d; e += ATT_THREADS) {
 		int g = e / d, j = e % d;
-		float M = -INFINITY;
-		for (int s = 0; s < a.nsplit; s++)
-			M = fmaxf(M, __ldcg(up + ((size_t)s * hb + g) * D2 + d));
-		float L = 0.0f, A = 0.0f;
-		for (int s = 0; s < a.nsplit; s++) {
-			const float *p = up + ((size_t)s * hb + g) * D2;
-			float ms = __ldcg(p + d);
-			if (ms == -INFINITY)
-				continue;
-			float c = exp2f(ms - M);
-			L += __ldcg(p + d + 1) * c;
-			A += __ldcg(p + j) * c;
+		float A0 = 0.0f, A1 = 0.0f, A2 = 0.0f, A3 = 0.0f;
+		int s = 0;
+		for (; s + 4 <= a.nsplit; s += 4) {
+			A0 += sw[g][s] * __ldcg(up + ((size_t)s * hb + g) * D2 + j);
+			A1 += sw[g][s + 1] * __ldcg(up + ((size_t)(s + 1) * hb + g) * D2 + j);
+			A2 += sw[g][s + 2] * __ldcg(up + ((size_t)(s + 2) * hb + g) * D2 + j);
+			A3 += sw[g][s + 3] * __ldcg(up + ((size_t)(s + 3) * hb + g) * D2 + j);
 		}
-		a.out[((size_t)b * a.H + h0 + g) * d + j] = A / L;
+		for (; s < a.nsplit; s++)
+			A0 += sw[g][s] * __ldcg(up + ((size_t)s * hb + g) * D2 + j);
+		a.out[((size_t)b * a.H + h0 + g) * d + j] = ((A0 + A1) + (A2 + A3)) / sL[g];
 	}
 	if (threadIdx.x == 0)
 		a.counter[wu] = 0;
@@ -698,6 +810,10 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 	ALLOC(hist, U * HIST_BINS);
 	ALLOC(ckey, U * ws->lcap);
 	ALLOC(cidx, U * ws->lcap);
+	ALLOC(fkey, U * ws->lcap);
+	ALLOC(fidx, U * ws->lcap);
+	ALLOC(ccnt, U * MAX_CHUNKS);
+	ALLOC(bsel, U * 2);
 	ALLOC(idx, U * ws->kcap);
 	ALLOC(nsel, U);
 	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 2));
@@ -725,6 +841,10 @@ extern "C" void fpk_ds_workspace_free(fpk_ds_workspace *ws)
 	cudaFree(ws->hist);
 	cudaFree(ws->ckey);
 	cudaFree(ws->cidx);
+	cudaFree(ws->fkey);
+	cudaFree(ws->fidx);
+	cudaFree(ws->ccnt);
+	cudaFree(ws->bsel);
 	cudaFree(ws->idx);
 	cudaFree(ws->nsel);
 	cudaFree(ws->part);
@@ -824,14 +944,17 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 	a.upb = s->heads / hb, a.sel_per_head = sel_per_head, a.kcap = kcap;
 	a.qscale = 1.4426950408889634f / sqrtf((float)s->head_dim);
 	int units = s->batch * a.upb;
-	int want = (6 * ws->sms + units - 1) / units;
-	int cap = nmax / 64 > 1 ? nmax / 64 : 1;
+	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr) : pick_gb<__half>(gb, lpr);
+	/* at most one full wave of resident blocks, at least 128 tokens per split */
+	int bps = 1;
+	FPK_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, fn, ATT_THREADS, 0));
+	int want = bps * ws->sms / units;
+	int cap = nmax / 128 > 1 ? nmax / 128 : 1;
 	a.nsplit = want < cap ? want : cap;
 	if (a.nsplit > NSPLIT_MAX)
 		a.nsplit = NSPLIT_MAX;
 	if (a.nsplit < 1)
 		a.nsplit = 1;
-	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr) : pick_gb<__half>(gb, lpr);
 	fn<<<dim3(a.nsplit, units), ATT_THREADS, 0, st>>>(a);
 	FPK_CU(cudaGetLastError());
 	return 0;
@@ -882,10 +1005,13 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	int LH = p->cfg.per_head_labels ? s->heads : s->kv_heads;
 	int rb = (int)fpk_ds_label_row_bytes(&p->cfg);
 	int vw = rb % 16 == 0 ? 16 : rb % 8 == 0 ? 8 : 4;
-	int target = (4 * ws->sms + U - 1) / U;
+	int target = (8 * ws->sms + U - 1) / U; /* about one wave of 8 blocks per SM */
 	int chunk = (s->max_len + target - 1) / target;
-	if (chunk < 1024)
-		chunk = 1024;
+	if (chunk < 512)
+		chunk = 512;
+	if (chunk < (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS)
+		chunk = (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS;
+	chunk = (chunk + 15) & ~15; /* float4 loads of the filter */
 	dim3 grid((s->max_len + chunk - 1) / chunk, U);
 	if (p->cfg.fmt == FPK_DS_LABEL_16)
 		launch_score<FPK_DS_LABEL_16>(vw, grid, st, p, ws, LH, rb, chunk);
@@ -894,9 +1020,18 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	else
 		launch_score<FPK_DS_LABEL_Q4>(vw, grid, st, p, ws, LH, rb, chunk);
 	FPK_CU(cudaGetLastError());
-	ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->scores, ws->hist, ws->ckey, ws->cidx, ws->idx, ws->nsel, p->lens,
-						   per, ws->lcap, ws->kcap, p->topk, p->topk_div, p->dense_below);
+	if (p->stop_after == 1)
+		return 0;
+	ds_filter_kernel<<<grid, FILT_THREADS, 0, st>>>(ws->scores, ws->hist, ws->fkey, ws->fidx, ws->ccnt, ws->bsel,
+							p->lens, per, ws->lcap, chunk, p->topk, p->topk_div,
+							p->dense_below);
 	FPK_CU(cudaGetLastError());
+	ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx, ws->ccnt, ws->bsel,
+						   ws->idx, ws->nsel, p->lens, per, ws->lcap, ws->kcap, chunk, p->topk,
+						   p->topk_div, p->dense_below);
+	FPK_CU(cudaGetLastError());
+	if (p->stop_after == 2)
+		return 0;
 	int nmax = ws->kcap;
 	int db = p->dense_below < s->max_len ? p->dense_below : s->max_len;
 	if (db > nmax)

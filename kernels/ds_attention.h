@@ -74,6 +74,7 @@ typedef struct fpk_ds_decode_params {
 	int topk, topk_div;        /* token budget, see above */
 	int dense_below;           /* dense fallback below this length (e.g. 4096; 0 = only when k_b >= len) */
 	float *out;                /* (B, H, d) float32 */
+	int stop_after;            /* benchmarks only: 0 all stages; 1 after scores, 2 after selection */
 } fpk_ds_decode_params;
 
 /* Dense flash-decoding attention over lens[b] tokens (the fallback and the baseline). */

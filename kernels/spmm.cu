@@ -27,9 +27,10 @@
 
 #define TM 128
 #define TK 64
-#define THREADS 128
-#define VPT 2                      /* vectors per thread per chunk */
+#define THREADS 256                /* 8 warps, 16 rows of the 128-row tile each */
+#define VPT 1                      /* vectors per thread per chunk */
 #define CHUNK_V (THREADS * VPT)    /* 256 vectors = 4 KB */
+#define MF (TM / 16 / (THREADS / 32)) /* 16-row mma fragments per warp */
 #define RING 8                     /* chunks in the ring = in flight: 32 KB */
 
 struct spmm_args {
@@ -147,7 +148,7 @@ static __device__ __forceinline__ void scatter4(uint16_t *dense, uint4 v)
 	dense[(v.w >> 16) & 8191u] = (uint16_t)v.w;
 }
 
-template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel(const spmm_args a)
+template <int BF, int NT> __global__ void __launch_bounds__(THREADS, NT <= 32 ? 3 : 2) spmm_kernel(const spmm_args a)
 {
 	constexpr int NF = NT / 8;
 	extern __shared__ __align__(16) unsigned char smem[];
@@ -187,14 +188,24 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 	}
 	for (int i = tid; i < 2 * TM * TK / 8; i += THREADS)
 		((uint4 *)dense)[i] = make_uint4(0, 0, 0, 0);
-	xstage<NT> xs;
-	x_load<NT>(xs, a, nb, t0 % a.tiles_k, tid);
-	x_store<NT>(xs, xb + (t0 & 1) * NT * TK, tid);
+	/* X of tile t lives in register set xs[t & 1] from complete(t - 2) until complete(t) stores it */
+	xstage<NT> xs0, xs1;
+	if (t0 & 1) {
+		x_load<NT>(xs1, a, nb, t0 % a.tiles_k, tid);
+		x_store<NT>(xs1, xb + NT * TK, tid);
+		if (t0 + 1 < t1)
+			x_load<NT>(xs0, a, nb, (t0 + 1) % a.tiles_k, tid);
+	} else {
+		x_load<NT>(xs0, a, nb, t0 % a.tiles_k, tid);
+		x_store<NT>(xs0, xb, tid);
+		if (t0 + 1 < t1)
+			x_load<NT>(xs1, a, nb, (t0 + 1) % a.tiles_k, tid);
+	}
 	__syncthreads();
 
-	float acc[2][NF][4];
+	float acc[MF][NF][4];
 #pragma unroll
-	for (int mf = 0; mf < 2; mf++)
+	for (int mf = 0; mf < MF; mf++)
 #pragma unroll
 		for (int f = 0; f < NF; f++)
 #pragma unroll
@@ -202,61 +213,88 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 				acc[mf][f][e] = 0.0f;
 
 	int t = t0;
-	int seg_j0 = t0 % a.tiles_k;
+	int jc = t0 % a.tiles_k, ic = t0 / a.tiles_k; /* tile t = ic * tiles_k + jc, advanced without divisions */
+	int seg_j0 = jc;
 	int tv_start = v0;
 	int tv_end = t < t1 ? max(clampv(__ldg(a.off + t + 1), a.nvec), tv_start) : 0x7fffffff;
-	int next_off = __ldg(a.off + min(t + 2, t1));
+	int off_a = __ldg(a.off + min(t + 2, t1)), off_b = __ldg(a.off + min(t + 3, t1)); /* ends of t+1, t+2 */
 	int done = v0;
 	const int g8 = lane >> 2, q4 = lane & 3;
 
 	/* tile t's last vector is scattered: multiply, zero own rows, flush a finished segment */
 	auto complete = [&]() {
-		if (t > t0)
-			x_store<NT>(xs, xb + (t & 1) * NT * TK, tid);
+		if (t & 1) {
+			if (t > t0)
+				x_store<NT>(xs1, xb + NT * TK, tid);
+		} else {
+			if (t > t0)
+				x_store<NT>(xs0, xb, tid);
+		}
 		__syncthreads();
-		if (t + 1 < t1)
-			x_load<NT>(xs, a, nb, (t + 1) % a.tiles_k, tid);
+		if (t + 2 < t1) { /* two tiles ahead: a whole tile of work hides the load */
+			int j2 = jc + 2;
+			j2 -= j2 >= a.tiles_k ? a.tiles_k : 0;
+			j2 -= j2 >= a.tiles_k ? a.tiles_k : 0;
+			if (t & 1)
+				x_load<NT>(xs1, a, nb, j2, tid);
+			else
+				x_load<NT>(xs0, a, nb, j2, tid);
+		}
 		uint16_t *dt = dense + (t & 1) * TM * TK;
 		const uint16_t *xt = xb + (t & 1) * NT * TK;
 		if (tv_end > tv_start) {
 #pragma unroll
 			for (int s = 0; s < 4; s++) {
-				unsigned af[2][4];
+				unsigned af[MF][4];
 #pragma unroll
-				for (int mf = 0; mf < 2; mf++) {
-					int row = warp * 32 + mf * 16 + (lane & 15), ch = 2 * s + (lane >> 4);
+				for (int mf = 0; mf < MF; mf++) {
+					int row = warp * 16 * MF + mf * 16 + (lane & 15), ch = 2 * s + (lane >> 4);
 					unsigned addr = smem_u32(dt + row * TK + ((ch ^ (row & 7)) * 8));
 					asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
 						     : "=r"(af[mf][0]), "=r"(af[mf][1]), "=r"(af[mf][2]), "=r"(af[mf][3])
 						     : "r"(addr));
 				}
-#pragma unroll
-				for (int f = 0; f < NF; f++) {
+				if (NF == 1) {
 					unsigned bf[2];
-					int nr = f * 8 + (lane & 7), ch = 2 * s + ((lane >> 3) & 1);
+					int nr = lane & 7, ch = 2 * s + ((lane >> 3) & 1);
 					unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
 					asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
 						     : "=r"(bf[0]), "=r"(bf[1])
 						     : "r"(addr));
 #pragma unroll
-					for (int mf = 0; mf < 2; mf++)
-						mma16816<BF>(acc[mf][f], af[mf], bf);
+					for (int mf = 0; mf < MF; mf++)
+						mma16816<BF>(acc[mf][0], af[mf], bf);
+				} else {
+#pragma unroll
+					for (int f = 0; f < NF; f += 2) {
+						unsigned bf[4];
+						int nr = (f + (lane >> 4)) * 8 + (lane & 7), ch = 2 * s + ((lane >> 3) & 1);
+						unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
+						asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+							     : "=r"(bf[0]), "=r"(bf[1]), "=r"(bf[2]), "=r"(bf[3])
+							     : "r"(addr));
+#pragma unroll
+						for (int mf = 0; mf < MF; mf++) {
+							mma16816<BF>(acc[mf][f], af[mf], bf);
+							mma16816<BF>(acc[mf][f + 1], af[mf], bf + 2);
+						}
+					}
 				}
 			}
 			__syncwarp();
 			/* zero this warp's 32 rows (4 KB) for the tile after next */
-			uint4 *zr = (uint4 *)(dt + warp * 32 * TK);
+			uint4 *zr = (uint4 *)(dt + warp * 16 * MF * TK);
 #pragma unroll
-			for (int u = 0; u < 8; u++)
+			for (int u = 0; u < 4 * MF; u++)
 				zr[u * 32 + lane] = make_uint4(0, 0, 0, 0);
 		}
-		const int j = t % a.tiles_k;
+		const int j = jc;
 		if (j == a.tiles_k - 1 || t + 1 == t1) {
-			const int i = t / a.tiles_k;
-			const int mb = i * TM + warp * 32;
+			const int i = ic;
+			const int mb = i * TM + warp * 16 * MF;
 			if (seg_j0 == 0 && j == a.tiles_k - 1) {
 #pragma unroll
-				for (int mf = 0; mf < 2; mf++)
+				for (int mf = 0; mf < MF; mf++)
 #pragma unroll
 					for (int f = 0; f < NF; f++)
 #pragma unroll
@@ -267,7 +305,7 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 						}
 			} else {
 #pragma unroll
-				for (int mf = 0; mf < 2; mf++)
+				for (int mf = 0; mf < MF; mf++)
 #pragma unroll
 					for (int f = 0; f < NF; f++)
 #pragma unroll
@@ -299,7 +337,7 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 				}
 			}
 #pragma unroll
-			for (int mf = 0; mf < 2; mf++)
+			for (int mf = 0; mf < MF; mf++)
 #pragma unroll
 				for (int f = 0; f < NF; f++)
 #pragma unroll
@@ -308,10 +346,15 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS) spmm_kernel
 			seg_j0 = 0;
 		}
 		t++;
+		if (++jc == a.tiles_k) {
+			jc = 0;
+			ic++;
+		}
 		tv_start = tv_end;
 		if (t < t1) {
-			tv_end = max(clampv(next_off, a.nvec), tv_start);
-			next_off = __ldg(a.off + min(t + 2, t1));
+			tv_end = max(clampv(off_a, a.nvec), tv_start);
+			off_a = off_b;
+			off_b = __ldg(a.off + min(t + 3, t1));
 		} else {
 			tv_end = 0x7fffffff;
 		}

@@ -1,6 +1,7 @@
 /* model.c: the CPU fp32 reference forward pass: weight loading (any F32/F16/BF16), norms, RoPE, GQA attention
  * with a KV cache, MLPs, hooks, greedy decoding and perplexity. Tested by tests/unit/test_model.c (llama2.c golden). */
 #include "model.h"
+#include "pack.h"
 #include "safetensors.h"
 
 #include <math.h>
@@ -13,6 +14,10 @@ typedef struct model_priv {
 	size_t n_allocs, cap_allocs;
 	int act; /* activation kind */
 	char prefix[32]; /* OPT tensor name prefix: "model.decoder." or "decoder." */
+	int lazy, slot, layer;        /* lazy loading: slot >= 0 marks a large layer matrix being fetched */
+	fpk_st_model *st;             /* kept open when lazy */
+	const fpk_st_tensor **src;    /* (n_layers, FPK_LW_COUNT) when lazy */
+	fpk_pack *pack;               /* set when loading from a packed-model directory: encoded weights decode */
 } model_priv;
 
 enum { ACT_SILU, ACT_RELU, ACT_GELU, ACT_GELU_TANH };
@@ -47,13 +52,59 @@ static int conv_chunk(void *ctx, size_t i, int tid)
 	return 0;
 }
 
-/* fetch tensor `name` of shape (d0[, d1]) as fp32 (required: error when missing) */
+static int track_alloc(model_priv *p, float *buf)
+{
+	if (p->n_allocs == p->cap_allocs) {
+		size_t nc = p->cap_allocs ? 2 * p->cap_allocs : 64;
+		float **na = realloc(p->allocs, nc * sizeof(*na));
+		if (!na)
+			return fpk_error_set(FPK_EIO, "out of memory");
+		p->allocs = na;
+		p->cap_allocs = nc;
+	}
+	p->allocs[p->n_allocs++] = buf;
+	return 0;
+}
+
+/* an encoded weight of a pack: decode the Tiled-CSL arrays (validated by fpk_pack_open) to fp32 */
+static int get_packed(fpk_model *m, const fpk_pack_tensor *pt, int64_t d0, int64_t d1, float **out)
+{
+	model_priv *p = m->priv;
+	const fpk_tcsl *t = &pt->tcsl;
+	if (t->m != d0 || t->k != d1)
+		return fpk_error_set(FPK_EFORMAT, "packed tensor '%s' has the wrong shape for config.json (expected [%lld, %lld])",
+			pt->name, (long long)d0, (long long)d1);
+	if (p->lazy)
+		return fpk_error_set(FPK_EUSAGE, "packed tensor '%s': lazy loading of packs is not supported", pt->name);
+	size_t n = (size_t)t->m * (size_t)t->k;
+	uint16_t *h = malloc(n * sizeof(*h));
+	float *buf = malloc(n * sizeof(float));
+	int rc = (!h || !buf) ? fpk_error_set(FPK_EIO, "out of memory for tensor '%s'", pt->name) : 0;
+	if (!rc)
+		rc = fpk_pack_decode_tensor(pt, h);
+	for (size_t i = 0; !rc && i < n; i++)
+		buf[i] = t->dtype == FPK_BF16 ? fpk_bf16_to_f32(h[i]) : fpk_f16_to_f32(h[i]);
+	free(h);
+	if (!rc)
+		rc = track_alloc(p, buf);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* fetch tensor `name` of shape (d0[, d1]) as fp32 (required: error when missing); in a pack, an encoded weight
+ * is decoded from its Tiled-CSL arrays */
 static int get_tensor(fpk_model *m, const fpk_st_model *st, const char *name, int64_t d0, int64_t d1, int required,
 	float **out)
 {
 	model_priv *p = m->priv;
 	const fpk_st_tensor *t = fpk_st_model_find(st, name);
 	*out = NULL;
+	if (!t && p->pack && fpk_pack_find(p->pack, name))
+		return get_packed(m, fpk_pack_find(p->pack, name), d0, d1, out);
 	if (!t) {
 		if (required)
 			return fpk_error_set(FPK_EFORMAT, "model '%s' has no tensor '%s' (model/config mismatch?)", m->path, name);
@@ -66,20 +117,20 @@ static int get_tensor(fpk_model *m, const fpk_st_model *st, const char *name, in
 	if (t->dtype != FPK_F32 && t->dtype != FPK_F16 && t->dtype != FPK_BF16)
 		return fpk_error_set(FPK_EFORMAT, "tensor '%s' has dtype %s (expected F32, F16 or BF16)", name,
 			fpk_dtypes[t->dtype].name);
-	if (p->n_allocs == p->cap_allocs) {
-		size_t nc = p->cap_allocs ? 2 * p->cap_allocs : 64;
-		float **na = realloc(p->allocs, nc * sizeof(*na));
-		if (!na)
-			return fpk_error_set(FPK_EIO, "out of memory");
-		p->allocs = na;
-		p->cap_allocs = nc;
+	int rc;
+	if (p->lazy && p->slot >= 0) {
+		p->src[(size_t)p->layer * FPK_LW_COUNT + p->slot] = t;
+		return 0;
 	}
 	float *buf = malloc(t->numel * sizeof(float));
 	if (!buf)
 		return fpk_error_set(FPK_EIO, "out of memory for tensor '%s'", name);
-	p->allocs[p->n_allocs++] = buf;
+	if ((rc = track_alloc(p, buf))) {
+		free(buf);
+		return rc;
+	}
 	conv_ctx c = {t, buf};
-	int rc = fpk_parallel_for((t->numel + 65535) >> 16, m->threads, conv_chunk, &c);
+	rc = fpk_parallel_for((t->numel + 65535) >> 16, m->threads, conv_chunk, &c);
 	if (rc)
 		return rc;
 	*out = buf;
@@ -95,6 +146,9 @@ void fpk_model_free(fpk_model *m)
 		for (size_t i = 0; i < p->n_allocs; i++)
 			free(p->allocs[i]);
 		free(p->allocs);
+		free(p->src);
+		fpk_st_model_close(p->st);
+		fpk_pack_close(p->pack);
 		free(p);
 	}
 	free(m->layers);
@@ -126,7 +180,19 @@ static void rope_init(fpk_model *m)
 	}
 }
 
-int fpk_model_load(fpk_model **out, const char *path, int threads)
+const fpk_st_tensor *fpk_model_layer_src(const fpk_model *m, int l, int j)
+{
+	const model_priv *p = m->priv;
+	if (!p->lazy || l < 0 || l >= m->cfg.n_layers || j < 0 || j >= FPK_LW_COUNT)
+		return NULL;
+	return p->src[(size_t)l * FPK_LW_COUNT + j];
+}
+
+static int model_load(fpk_model **out, const char *path, int threads, int lazy);
+int fpk_model_load(fpk_model **out, const char *path, int threads) { return model_load(out, path, threads, 0); }
+int fpk_model_load_lazy(fpk_model **out, const char *path, int threads) { return model_load(out, path, threads, 1); }
+
+static int model_load(fpk_model **out, const char *path, int threads, int lazy)
 {
 	int rc = 0;
 	fpk_model *m = NULL;
@@ -138,9 +204,13 @@ int fpk_model_load(fpk_model **out, const char *path, int threads)
 	}
 	m->threads = threads > 0 ? threads : fpk_default_threads();
 	model_priv *p = m->priv;
+	p->lazy = lazy;
+	p->slot = -1;
 	if ((rc = fpk_model_config_load(&m->cfg, path)))
 		goto done;
 	if ((rc = fpk_st_model_open(&st, path)))
+		goto done;
+	if (fpk_pack_detect(st) && (rc = fpk_pack_open(&p->pack, path, m->threads)))
 		goto done;
 	fpk_model_config *c = &m->cfg;
 	p->act = -1;
@@ -161,6 +231,10 @@ int fpk_model_load(fpk_model **out, const char *path, int threads)
 	m->q_dim = c->n_heads * c->head_dim;
 	m->kv_dim = c->n_kv_heads * c->head_dim;
 	m->embed_dim = H;
+	if (lazy && !(p->src = calloc((size_t)c->n_layers * FPK_LW_COUNT, sizeof(*p->src)))) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
 	if (!(m->layers = calloc((size_t)c->n_layers, sizeof(*m->layers)))) {
 		rc = fpk_error_set(FPK_EIO, "out of memory");
 		goto done;
@@ -179,6 +253,16 @@ int fpk_model_load(fpk_model **out, const char *path, int threads)
 		if ((rc = get_tensor(m, st, n, d0, d1, req, &(ptr))))                                                        \
 			goto done;                                                                                               \
 	} while (0)
+#define GETL(slot_, ptr, req, d0, d1, ...)                                                                         \
+	do {                                                                                                             \
+		p->slot = (slot_);                                                                                           \
+		p->layer = l;                                                                                                \
+		snprintf(n, sizeof(n), __VA_ARGS__);                                                                         \
+		rc = get_tensor(m, st, n, d0, d1, req, &(ptr));                                                              \
+		p->slot = -1;                                                                                                \
+		if (rc)                                                                                                      \
+			goto done;                                                                                               \
+	} while (0)
 		GET(m->embed, 1, V, E, "%sembed_tokens.weight", P);
 		GET(m->pos_embed, 1, (int64_t)c->max_pos + 2, H, "%sembed_positions.weight", P);
 		if (E != H) {
@@ -194,16 +278,16 @@ int fpk_model_load(fpk_model **out, const char *path, int threads)
 			float **ws[4] = {&w->wq, &w->wk, &w->wv, &w->wo}, **bs[4] = {&w->bq, &w->bk, &w->bv, &w->bo};
 			int outd[4] = {m->q_dim, m->kv_dim, m->kv_dim, H}, ind[4] = {H, H, H, m->q_dim};
 			for (int k = 0; k < 4; k++) {
-				GET(*ws[k], 1, outd[k], ind[k], "%slayers.%d.self_attn.%s.weight", P, l, proj[k]);
+				GETL(FPK_LW_Q + k, *ws[k], 1, outd[k], ind[k], "%slayers.%d.self_attn.%s.weight", P, l, proj[k]);
 				GET(*bs[k], c->attention_bias, outd[k], 0, "%slayers.%d.self_attn.%s.bias", P, l, proj[k]);
 			}
 			GET(w->ln1_w, 1, H, 0, "%slayers.%d.self_attn_layer_norm.weight", P, l);
 			GET(w->ln1_b, 1, H, 0, "%slayers.%d.self_attn_layer_norm.bias", P, l);
 			GET(w->ln2_w, 1, H, 0, "%slayers.%d.final_layer_norm.weight", P, l);
 			GET(w->ln2_b, 1, H, 0, "%slayers.%d.final_layer_norm.bias", P, l);
-			GET(w->w_up, 1, I, H, "%slayers.%d.fc1.weight", P, l);
+			GETL(FPK_LW_UP, w->w_up, 1, I, H, "%slayers.%d.fc1.weight", P, l);
 			GET(w->b_up, c->mlp_bias, I, 0, "%slayers.%d.fc1.bias", P, l);
-			GET(w->w_down, 1, H, I, "%slayers.%d.fc2.weight", P, l);
+			GETL(FPK_LW_DOWN, w->w_down, 1, H, I, "%slayers.%d.fc2.weight", P, l);
 			GET(w->b_down, c->mlp_bias, H, 0, "%slayers.%d.fc2.bias", P, l);
 		}
 	} else {
@@ -215,17 +299,17 @@ int fpk_model_load(fpk_model **out, const char *path, int threads)
 			const char *pre = "model.layers";
 			GET(w->ln1_w, 1, H, 0, "%s.%d.input_layernorm.weight", pre, l);
 			GET(w->ln2_w, 1, H, 0, "%s.%d.post_attention_layernorm.weight", pre, l);
-			GET(w->wq, 1, m->q_dim, H, "%s.%d.self_attn.q_proj.weight", pre, l);
-			GET(w->wk, 1, m->kv_dim, H, "%s.%d.self_attn.k_proj.weight", pre, l);
-			GET(w->wv, 1, m->kv_dim, H, "%s.%d.self_attn.v_proj.weight", pre, l);
-			GET(w->wo, 1, H, m->q_dim, "%s.%d.self_attn.o_proj.weight", pre, l);
+			GETL(FPK_LW_Q, w->wq, 1, m->q_dim, H, "%s.%d.self_attn.q_proj.weight", pre, l);
+			GETL(FPK_LW_K, w->wk, 1, m->kv_dim, H, "%s.%d.self_attn.k_proj.weight", pre, l);
+			GETL(FPK_LW_V, w->wv, 1, m->kv_dim, H, "%s.%d.self_attn.v_proj.weight", pre, l);
+			GETL(FPK_LW_O, w->wo, 1, H, m->q_dim, "%s.%d.self_attn.o_proj.weight", pre, l);
 			GET(w->bq, c->attention_bias, m->q_dim, 0, "%s.%d.self_attn.q_proj.bias", pre, l);
 			GET(w->bk, c->attention_bias, m->kv_dim, 0, "%s.%d.self_attn.k_proj.bias", pre, l);
 			GET(w->bv, c->attention_bias, m->kv_dim, 0, "%s.%d.self_attn.v_proj.bias", pre, l);
 			GET(w->bo, 0, H, 0, "%s.%d.self_attn.o_proj.bias", pre, l);
-			GET(w->w_gate, 1, I, H, "%s.%d.mlp.gate_proj.weight", pre, l);
-			GET(w->w_up, 1, I, H, "%s.%d.mlp.up_proj.weight", pre, l);
-			GET(w->w_down, 1, H, I, "%s.%d.mlp.down_proj.weight", pre, l);
+			GETL(FPK_LW_GATE, w->w_gate, 1, I, H, "%s.%d.mlp.gate_proj.weight", pre, l);
+			GETL(FPK_LW_UP, w->w_up, 1, I, H, "%s.%d.mlp.up_proj.weight", pre, l);
+			GETL(FPK_LW_DOWN, w->w_down, 1, H, I, "%s.%d.mlp.down_proj.weight", pre, l);
 			GET(w->b_up, c->mlp_bias, I, 0, "%s.%d.mlp.up_proj.bias", pre, l);
 			GET(w->b_down, c->mlp_bias, H, 0, "%s.%d.mlp.down_proj.bias", pre, l);
 		}
@@ -236,8 +320,13 @@ int fpk_model_load(fpk_model **out, const char *path, int threads)
 		rope_init(m);
 	}
 #undef GET
+#undef GETL
 	if (!m->lm_head)
 		m->lm_head = m->embed;
+	if (lazy) {
+		p->st = st; /* the lazy tensors point into its mapping */
+		st = NULL;
+	}
 	*out = m;
 	m = NULL;
 done:
@@ -501,6 +590,9 @@ int fpk_model_forward(const fpk_model *m, fpk_model_state *st, const int *tokens
 	scratch *s = st->scratch;
 	model_priv *p = m->priv;
 	int H = c->hidden, E = m->embed_dim, I = c->intermediate, V = c->vocab, rc, opt = c->arch == FPK_ARCH_OPT;
+	if (((model_priv *)m->priv)->lazy)
+		return fpk_error_set(FPK_EUSAGE, "model '%s' was loaded for layer streaming on the GPU: the CPU path needs "
+			"fpk_model_load", m->path);
 	if (n < 1 || n > st->max_n || pos0 < 0 || pos0 + n > st->ctx)
 		return fpk_error_set(FPK_EUSAGE, "forward: %d tokens at position %d do not fit (block %d, context %d)", n,
 			pos0, st->max_n, st->ctx);

@@ -5,6 +5,7 @@
 
 #include "fpk_common.h"
 #include "model_config.h"
+#include "safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,14 @@ typedef struct fpk_model {
 /* Load config.json and all weights (F32/F16/BF16, converted to fp32) from a model directory.
  * threads: worker threads for matrix products (0 = all cores). Caller frees with fpk_model_free. */
 int fpk_model_load(fpk_model **out, const char *path, int threads);
+/* The same, but the seven large matrices of every layer (q/k/v/o, gate/up/down) stay in the mapped file until the
+ * GPU path streams them layer by layer (fpk_model_layer_src); the CPU forward refuses such a model. */
+int fpk_model_load_lazy(fpk_model **out, const char *path, int threads);
+/* Layer tensors in a fixed order (the GPU path's upload order): */
+enum { FPK_LW_LN1_W, FPK_LW_LN1_B, FPK_LW_LN2_W, FPK_LW_LN2_B, FPK_LW_Q, FPK_LW_K, FPK_LW_V, FPK_LW_O, FPK_LW_BQ,
+	FPK_LW_BK, FPK_LW_BV, FPK_LW_BO, FPK_LW_GATE, FPK_LW_UP, FPK_LW_BUP, FPK_LW_DOWN, FPK_LW_BDOWN, FPK_LW_COUNT };
+/* the file tensor of slot j of layer l when the model was loaded lazily, else NULL */
+const fpk_st_tensor *fpk_model_layer_src(const fpk_model *m, int l, int j);
 void fpk_model_free(fpk_model *m);
 
 /* Activation hooks. All arrays are row-major (n tokens, heads*head_dim), head-major within a row. */

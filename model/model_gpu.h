@@ -21,9 +21,12 @@ int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prompt, int n_p
 /* Layer-streamed calibration sums: nb blocks of len tokens (tokens: nb*len ids, block b at positions 0..len-1).
  * For each mode bit set in modes (1 << FPK_CH_Q/K/QK), sum[mode] (n_layers, heads(mode), head_dim) receives
  * the sum over all tokens of |q_pre|, |k_pre|, |q_post * k_post (GQA-expanded)| (added to what is there).
- * timing (may be NULL) receives seconds: [0] weights upload, [1] matrix products, [2] everything else on the GPU. */
-int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, double *sum[3],
-	double timing[3], fpk_progress_fn progress, void *progress_ud);
+ * half: fp16 weights and fp16 inputs to the linear products (fp32 accumulation), TF32 attention products: the
+ * speed mode for large models (statistics then differ from the fp32 reference at the 1e-3 level); 0: exact fp32.
+ * timing (may be NULL) receives seconds: [0] weights read+upload, [1] linear products, [2] attention (score and
+ * value products, softmax), [3] everything else on the GPU (norms, RoPE, statistics, ...). */
+int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
+	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud);
 
 #ifdef __cplusplus
 }

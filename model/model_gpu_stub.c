@@ -38,10 +38,10 @@ int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prompt, int n_p
 	return fpk_error_set(FPK_EGPU, "this build has no CUDA support");
 }
 
-int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, double *sum[3],
-	double timing[3], fpk_progress_fn progress, void *progress_ud)
+int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
+	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud)
 {
-	(void)m, (void)tokens, (void)nb, (void)len, (void)modes, (void)sum, (void)timing, (void)progress, (void)progress_ud;
+	(void)m, (void)tokens, (void)nb, (void)len, (void)modes, (void)half, (void)sum, (void)timing, (void)progress, (void)progress_ud;
 	return fpk_error_set(FPK_EGPU, "this build has no CUDA support");
 }
 #endif

@@ -22,6 +22,10 @@ no_leftovers
 "$B" encode -q "$W/nan" -o "$W/pnan" --allow-nan || fail "--allow-nan refused"
 "$B" decode -q "$W/pnan" -o "$W/dnan" && "$T/st_compare" "$W/nan" "$W/dnan" > /dev/null || fail "NaN round trip"
 
+"$T/zero_fraction" "$S/stories260K" "$W/nan32" 0.8 --nan model.layers.0.self_attn.o_proj.weight 4095
+expect 3 "tensor 'model.layers.0.self_attn.o_proj.weight': NaN at [63, 63]" "$B" encode "$W/nan32" -o "$W/p" --dtype bf16
+[ -e "$W/p" ] && fail "F32 NaN: output exists"
+
 expect 2 "matched by --include is 1-D" "$B" encode "$S/stories260K-fp16" -o "$W/p" --include '*norm*'
 [ -e "$W/p" ] && fail "include: output exists"
 expect 4 "does not exist" "$B" encode "$W/missing" -o "$W/p"

@@ -45,6 +45,14 @@ cmp -s "$W/z16/model.safetensors" "$W/d16/model.safetensors" || fail "fp16 decod
 "$B" encode -q "$S/stories260K-fp16" -o "$W/pk"
 grep -q 'is below --min-sparsity 0.5000' "$W/pk/pack_report.json" || fail "dense reason missing"
 
+# a single file of any name becomes the pack's model.safetensors; nothing else beside it is copied
+mkdir -p "$W/single"; cp "$W/z16/model.safetensors" "$W/single/weights.safetensors"; echo x > "$W/single/notes.txt"
+"$B" encode -q "$W/single/weights.safetensors" -o "$W/ps"
+[ -f "$W/ps/model.safetensors" ] || fail "single-file pack lacks model.safetensors"
+[ -e "$W/ps/notes.txt" ] && fail "single-file input: unrelated file copied"
+"$B" decode -q "$W/ps" -o "$W/ds"
+cmp -s "$W/z16/model.safetensors" "$W/ds/model.safetensors" || fail "single-file round trip"
+
 # inspect knows packs
 "$B" inspect "$W/p16a" > "$W/inspect.txt"
 grep -q '^pack: tiled-csl version 1, 35 encoded tensors' "$W/inspect.txt" || fail "inspect shows no pack info"

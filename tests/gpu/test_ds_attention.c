@@ -120,14 +120,14 @@ static void run_case(const tcase *t)
 	float *out = malloc(sizeof(float) * nq), *gout = malloc(sizeof(float) * nq), *gout2 = malloc(sizeof(float) * nq);
 	int32_t *idx = malloc(sizeof(int32_t) * U * kcap), *nsel = malloc(sizeof(int32_t) * U);
 	int32_t *gidx = malloc(sizeof(int32_t) * U * kcap), *gnsel = malloc(sizeof(int32_t) * U);
-	fpk_ds_decode_params dp = {s, c, q, k, v, lens, lab, sca, t->sph, t->topk, t->topk_div, t->dense_below, out};
+	fpk_ds_decode_params dp = {s, c, q, k, v, lens, lab, sca, t->sph, t->topk, t->topk_div, t->dense_below, out, 0};
 	CHECK_OK(fpk_ds_ref_decode(&dp, idx, nsel, kcap));
 	fpk_ds_workspace *ws = NULL;
 	CHECK_OK(fpk_ds_workspace_new(&s, kcap, &ws));
 	float *dout;
 	CU(cudaMalloc((void **)&dout, sizeof(float) * nq));
 	fpk_ds_decode_params gp = {s, dc, dq, dk, dv, dlens, dlab, t->fmt ? dsca : NULL, t->sph, t->topk, t->topk_div,
-				   t->dense_below, dout};
+				   t->dense_below, dout, 0};
 	for (int rep = 0; rep < 2; rep++) {
 		CU(cudaMemset(dout, 0xFF, sizeof(float) * nq)); /* NaN */
 		CHECK_OK(fpk_ds_decode(&gp, ws, NULL));

@@ -210,7 +210,7 @@ static void check_decode(int B, int H, int Hkv, int d, int L, int r, int fmt, in
 	int32_t *idx = malloc(sizeof(int32_t) * U * kcap), *nsel = malloc(sizeof(int32_t) * U);
 	for (int i = 0; i < B * H * d; i++)
 		out[i] = NAN;
-	fpk_ds_decode_params dp = {p.s, p.c, p.q, p.k, p.v, p.lens, p.labels, p.scales, sph, 0, topk_div, dense_below, out};
+	fpk_ds_decode_params dp = {p.s, p.c, p.q, p.k, p.v, p.lens, p.labels, p.scales, sph, 0, topk_div, dense_below, out, 0};
 	CHECK_OK(fpk_ds_ref_decode(&dp, idx, nsel, kcap));
 	double *sc = malloc(sizeof(double) * L), worst = 0;
 	int sel_ok = 1, fallback_ok = 1;

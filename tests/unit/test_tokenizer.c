@@ -127,7 +127,7 @@ static void tokens_should_read_text_and_u32_files(void)
 	CHECK_OK(fpk_tokens_read(bin, 512, &ids, &n));
 	CHECK(n == 2 && ids[1] == 403);
 	free(ids);
-	CHECK_ERR(fpk_tokens_read(txt, 300, &ids, &n), FPK_EFORMAT, "out-of-vocabulary");
+	CHECK_ERR(fpk_tokens_read(txt, 300, &ids, &n), FPK_EFORMAT, "outside the vocabulary");
 	CHECK_OK(fpk_write_file_atomic(bin, le, 7));
 	CHECK_ERR(fpk_tokens_read(bin, 512, &ids, &n), FPK_EFORMAT, "whole number");
 	CHECK_OK(fpk_write_file_atomic(txt, "1 x2", 4));

@@ -1,0 +1,739 @@
+/* model_gpu.cu: the engine's GPU path, fp32: cuBLAS SGEMM for the linear layers and for attention (per head,
+ * batched over blocks: S = K^T Q, causal softmax kernel, O = V P), small kernels for norms, RoPE, activations,
+ * residuals and the calibration statistics (double accumulators, fixed order: deterministic).
+ * Calibration is layer-streamed: one decoder layer's weights on the GPU at a time, the hidden states of all blocks
+ * carried from layer to layer. Generation keeps every layer resident (small models).
+ * Tested by tests/gpu/test_model_gpu.c (label gpu): llama2.c golden and CPU-vs-GPU calibration statistics. */
+#include "model_gpu.h"
+#include "channels.h"
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CK(x)                                                                                                       \
+	do {                                                                                                            \
+		cudaError_t e_ = (x);                                                                                       \
+		if (e_ != cudaSuccess) {                                                                                    \
+			rc = fpk_error_set(FPK_EGPU, "%s failed at %s:%d: %s", #x, __FILE__, __LINE__, cudaGetErrorString(e_)); \
+			goto done;                                                                                              \
+		}                                                                                                           \
+	} while (0)
+#define CB(x)                                                                                                       \
+	do {                                                                                                            \
+		cublasStatus_t s_ = (x);                                                                                    \
+		if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                          \
+			rc = fpk_error_set(FPK_EGPU, "%s failed at %s:%d: cublas status %d", #x, __FILE__, __LINE__, (int)s_);  \
+			goto done;                                                                                              \
+		}                                                                                                           \
+	} while (0)
+#define KCHECK() CK(cudaGetLastError())
+
+extern "C" int fpk_gpu_available(void)
+{
+	int n = 0;
+	if (cudaGetDeviceCount(&n) != cudaSuccess) {
+		cudaGetLastError();
+		return 0;
+	}
+	return n > 0;
+}
+
+/* ---- kernels ---- */
+
+/* out[r] = norm(x[r]) * w (+ b): RMSNorm (ln == 0) or LayerNorm; one block per row */
+static __global__ void k_norm(float *out, const float *x, const float *w, const float *b, int n, float eps, int ln)
+{
+	__shared__ float red[32];
+	const float *xr = x + (size_t)blockIdx.x * n;
+	float *orow = out + (size_t)blockIdx.x * n;
+	float mean = 0;
+	if (ln) {
+		float s = 0;
+		for (int i = threadIdx.x; i < n; i += blockDim.x)
+			s += xr[i];
+		for (int o = 16; o; o >>= 1)
+			s += __shfl_xor_sync(0xffffffff, s, o);
+		if ((threadIdx.x & 31) == 0)
+			red[threadIdx.x >> 5] = s;
+		__syncthreads();
+		if (threadIdx.x < 32) {
+			s = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0;
+			for (int o = 16; o; o >>= 1)
+				s += __shfl_xor_sync(0xffffffff, s, o);
+			if (threadIdx.x == 0)
+				red[0] = s;
+		}
+		__syncthreads();
+		mean = red[0] / n;
+		__syncthreads();
+	}
+	float ss = 0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x)
+		ss += (xr[i] - mean) * (xr[i] - mean);
+	for (int o = 16; o; o >>= 1)
+		ss += __shfl_xor_sync(0xffffffff, ss, o);
+	if ((threadIdx.x & 31) == 0)
+		red[threadIdx.x >> 5] = ss;
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		ss = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0;
+		for (int o = 16; o; o >>= 1)
+			ss += __shfl_xor_sync(0xffffffff, ss, o);
+		if (threadIdx.x == 0)
+			red[0] = ss;
+	}
+	__syncthreads();
+	float inv = rsqrtf(red[0] / n + eps);
+	for (int i = threadIdx.x; i < n; i += blockDim.x)
+		orow[i] = (xr[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
+}
+
+static __global__ void k_bias(float *y, const float *b, size_t rows, int n)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < rows * n)
+		y[i] += b[i % n];
+}
+
+static __global__ void k_add(float *x, const float *y, size_t n)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		x[i] += y[i];
+}
+
+/* rotate-half RoPE in place on (rows, heads*d); row r has position pos0 + r % T */
+static __global__ void k_rope(float *x, const float *inv_freq, size_t rows, int heads, int d, int T, int pos0)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	int half = d / 2;
+	if (i >= rows * heads * half)
+		return;
+	int j = (int)(i % half);
+	size_t rh = i / half;
+	size_t r = rh / heads;
+	float *v = x + rh * d;
+	float a = (float)(pos0 + (int)(r % T)) * inv_freq[j];
+	float cs = cosf(a), sn = sinf(a), x1 = v[j], x2 = v[j + half];
+	v[j] = x1 * cs - x2 * sn;
+	v[j + half] = x2 * cs + x1 * sn;
+}
+
+enum { ACT_SILU, ACT_RELU, ACT_GELU, ACT_GELU_TANH };
+static __device__ float act_fn(int act, float x)
+{
+	switch (act) {
+	case ACT_SILU: return x / (1.0f + expf(-x));
+	case ACT_RELU: return x > 0 ? x : 0;
+	case ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678f));
+	default: return 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)));
+	}
+}
+
+/* h1 = act(h2) * h1 (gated) or h1 = act(h1) */
+static __global__ void k_act(float *h1, const float *h2, size_t n, int act)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		h1[i] = h2 ? act_fn(act, h2[i]) * h1[i] : act_fn(act, h1[i]);
+}
+
+/* causal softmax over S rows: row r = (block, t) of length L; valid keys 0..pos0+t */
+static __global__ void k_softmax(float *S, int Tq, int L, int pos0)
+{
+	__shared__ float red[32];
+	size_t r = blockIdx.x;
+	int t = (int)(r % Tq), valid = pos0 + t + 1;
+	float *s = S + r * L;
+	float mx = -INFINITY;
+	for (int i = threadIdx.x; i < valid; i += blockDim.x)
+		mx = fmaxf(mx, s[i]);
+	for (int o = 16; o; o >>= 1)
+		mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+	if ((threadIdx.x & 31) == 0)
+		red[threadIdx.x >> 5] = mx;
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		mx = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : -INFINITY;
+		for (int o = 16; o; o >>= 1)
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+		if (threadIdx.x == 0)
+			red[0] = mx;
+	}
+	__syncthreads();
+	mx = red[0];
+	__syncthreads();
+	float sum = 0;
+	for (int i = threadIdx.x; i < valid; i += blockDim.x) {
+		float e = expf(s[i] - mx);
+		s[i] = e;
+		sum += e;
+	}
+	for (int o = 16; o; o >>= 1)
+		sum += __shfl_xor_sync(0xffffffff, sum, o);
+	if ((threadIdx.x & 31) == 0)
+		red[threadIdx.x >> 5] = sum;
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		sum = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0;
+		for (int o = 16; o; o >>= 1)
+			sum += __shfl_xor_sync(0xffffffff, sum, o);
+		if (threadIdx.x == 0)
+			red[0] = sum;
+	}
+	__syncthreads();
+	float inv = 1.0f / red[0];
+	for (int i = threadIdx.x; i < L; i += blockDim.x)
+		s[i] = i < valid ? s[i] * inv : 0.0f;
+}
+
+/* calibration sums, one thread per (head, channel) column, rows in order (deterministic):
+ * mode 0: acc[c] += |a[r, c]|; mode 1 (qk): acc[h*d+c] += |a[r, h*d+c] * b[r, (h/grp)*d+c]| */
+static __global__ void k_colsum(double *acc, const float *a, const float *b, size_t rows, int cols, int bcols, int d,
+	int grp)
+{
+	int c = blockIdx.x * blockDim.x + threadIdx.x;
+	if (c >= cols)
+		return;
+	double s = 0;
+	if (!b) {
+		for (size_t r = 0; r < rows; r++)
+			s += fabsf(a[r * cols + c]);
+	} else {
+		int h = c / d, j = c % d, bc = (h / grp) * d + j;
+		for (size_t r = 0; r < rows; r++)
+			s += fabsf(a[r * cols + c] * b[r * bcols + bc]);
+	}
+	acc[c] += s;
+}
+
+/* ---- device weights of one layer ---- */
+
+/* p[j]: slot j of FPK_LW_*; the seven matrices are __half when half, everything else fp32 */
+typedef struct glayer {
+	void *p[FPK_LW_COUNT];
+	int half;
+} glayer;
+#define WF(w, j) ((const float *)(w)->p[j])
+
+static int is_matrix(int j)
+{
+	return j == FPK_LW_Q || j == FPK_LW_K || j == FPK_LW_V || j == FPK_LW_O || j == FPK_LW_GATE || j == FPK_LW_UP ||
+	       j == FPK_LW_DOWN;
+}
+
+typedef struct gctx {
+	const fpk_model *m;
+	cublasHandle_t cb;
+	int act, half;
+	float *inv_freq;
+	/* activations for up to rows_cap rows and attention scores for one head over cb blocks */
+	size_t rows_cap;
+	float *xb, *q, *att, *h1, *h2, *S, *tmp;
+	__half *xh;      /* half copy of a linear layer's input (half mode) */
+	size_t S_cap;
+	void *stage;     /* pinned host staging for one matrix */
+	size_t stage_cap;
+	cudaEvent_t ev[8];
+	double t_upload, t_linear, t_attn, t_total;
+} gctx;
+
+static int act_of(const char *s)
+{
+	if (!strcmp(s, "relu"))
+		return ACT_RELU;
+	if (!strcmp(s, "gelu"))
+		return ACT_GELU;
+	if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_fast"))
+		return ACT_GELU_TANH;
+	return ACT_SILU;
+}
+
+static void glayer_free(glayer *g)
+{
+	for (int j = 0; j < FPK_LW_COUNT; j++)
+		if (g->p[j])
+			cudaFree(g->p[j]);
+	memset(g, 0, sizeof(*g));
+}
+
+typedef struct cvt_ctx {
+	const fpk_st_tensor *t;
+	const float *f32;
+	void *dst;
+	int half;
+	size_t n;
+} cvt_ctx;
+
+static int cvt_chunk(void *vc, size_t i, int tid)
+{
+	(void)tid;
+	const cvt_ctx *c = (const cvt_ctx *)vc;
+	size_t b = i << 18, e = b + ((size_t)1 << 18) < c->n ? b + ((size_t)1 << 18) : c->n;
+	for (size_t k = b; k < e; k++) {
+		float v = c->f32 ? c->f32[k] : fpk_load_f32(c->t->data, c->t->dtype, k);
+		if (c->half)
+			((uint16_t *)c->dst)[k] = fpk_f32_to_f16(v);
+		else
+			((float *)c->dst)[k] = v;
+	}
+	return 0;
+}
+
+/* allocate (once) and upload layer l: from the fp32 host copy, or (lazy model) straight from the mapped file */
+static int glayer_upload(gctx *g, glayer *w, int l)
+{
+	int rc = 0;
+	const fpk_model *m = g->m;
+	const fpk_layer_weights *hw = &m->layers[l];
+	const fpk_model_config *c = &m->cfg;
+	size_t H = c->hidden, I = c->intermediate, q = m->q_dim, kv = m->kv_dim;
+	const float *host[FPK_LW_COUNT] = {hw->ln1_w, hw->ln1_b, hw->ln2_w, hw->ln2_b, hw->wq, hw->wk, hw->wv, hw->wo,
+		hw->bq, hw->bk, hw->bv, hw->bo, hw->w_gate, hw->w_up, hw->b_up, hw->w_down, hw->b_down};
+	size_t n[FPK_LW_COUNT] = {H, H, H, H, q * H, kv * H, kv * H, H * q, q, kv, kv, H, I * H, I * H, I, H * I, H};
+	w->half = g->half;
+	for (int j = 0; j < FPK_LW_COUNT; j++) {
+		const fpk_st_tensor *t = fpk_model_layer_src(m, l, j);
+		if (!host[j] && !t)
+			continue;
+		int half = g->half && is_matrix(j);
+		size_t es = half ? 2 : 4, bytes = n[j] * es;
+		if (!w->p[j])
+			CK(cudaMalloc(&w->p[j], bytes));
+		if (host[j] && !half) {
+			CK(cudaMemcpy(w->p[j], host[j], bytes, cudaMemcpyHostToDevice));
+		} else if (t && half && t->dtype == FPK_F16) {
+			CK(cudaMemcpy(w->p[j], t->data, bytes, cudaMemcpyHostToDevice)); /* raw file bytes */
+		} else {
+			if (bytes > g->stage_cap) {
+				if (g->stage)
+					cudaFreeHost(g->stage);
+				g->stage = NULL;
+				CK(cudaMallocHost(&g->stage, bytes));
+				g->stage_cap = bytes;
+			}
+			cvt_ctx cc = {t, host[j], g->stage, half, n[j]};
+			if ((rc = fpk_parallel_for((n[j] + ((size_t)1 << 18) - 1) >> 18, m->threads, cvt_chunk, &cc)))
+				goto done;
+			CK(cudaMemcpy(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice));
+		}
+	}
+done:
+	return rc;
+}
+
+static void gctx_free(gctx *g)
+{
+	float *bufs[] = {g->inv_freq, g->xb, g->q, g->att, g->h1, g->h2, g->S, g->tmp};
+	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+		if (bufs[i])
+			cudaFree(bufs[i]);
+	if (g->xh)
+		cudaFree(g->xh);
+	if (g->stage)
+		cudaFreeHost(g->stage);
+	for (int i = 0; i < 8; i++)
+		if (g->ev[i])
+			cudaEventDestroy(g->ev[i]);
+	if (g->cb)
+		cublasDestroy(g->cb);
+	memset(g, 0, sizeof(*g));
+}
+
+static int gctx_init(gctx *g, const fpk_model *m, size_t rows_cap, size_t S_cap, int half)
+{
+	int rc = 0;
+	const fpk_model_config *c = &m->cfg;
+	size_t H = c->hidden, I = c->intermediate, W = (size_t)(m->q_dim > (int)H ? m->q_dim : (int)H);
+	memset(g, 0, sizeof(*g));
+	g->m = m;
+	g->act = act_of(c->hidden_act);
+	g->rows_cap = rows_cap;
+	g->S_cap = S_cap;
+	g->half = half;
+	CB(cublasCreate(&g->cb));
+	/* exact mode: fp32 exactly, no TF32; half mode: fp16 weights, TF32 tensor cores for the attention products */
+	CB(cublasSetMathMode(g->cb, half ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+	for (int i = 0; i < 8; i++)
+		CK(cudaEventCreate(&g->ev[i]));
+	if (half) {
+		size_t wmax = H > I ? H : I;
+		if ((size_t)m->q_dim > wmax)
+			wmax = (size_t)m->q_dim;
+		CK(cudaMalloc(&g->xh, rows_cap * wmax * sizeof(__half)));
+	}
+	CK(cudaMalloc(&g->xb, rows_cap * H * sizeof(float)));
+	CK(cudaMalloc(&g->q, rows_cap * m->q_dim * sizeof(float)));
+	CK(cudaMalloc(&g->att, rows_cap * W * sizeof(float)));
+	CK(cudaMalloc(&g->tmp, rows_cap * W * sizeof(float)));
+	CK(cudaMalloc(&g->h1, rows_cap * I * sizeof(float)));
+	CK(cudaMalloc(&g->h2, rows_cap * I * sizeof(float)));
+	CK(cudaMalloc(&g->S, S_cap * sizeof(float)));
+	if (m->inv_freq) {
+		CK(cudaMalloc(&g->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float)));
+		CK(cudaMemcpy(g->inv_freq, m->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float), cudaMemcpyHostToDevice));
+	}
+done:
+	if (rc)
+		gctx_free(g);
+	return rc;
+}
+
+static unsigned nblk(size_t n) { return (unsigned)((n + 255) / 256); }
+
+static __global__ void k_to_half(__half *y, const float *x, size_t n)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		y[i] = __float2half(x[i]);
+}
+
+/* Y (rows, out) = X (rows, in) W^T (+ b); W row-major (out, in), fp32 or (half mode) __half with fp32 accumulation */
+static int linear(gctx *g, float *Y, const float *X, const void *W, int half, const float *b, size_t rows, int in,
+	int out)
+{
+	int rc = 0;
+	const float one = 1.0f, zero = 0.0f;
+	if (half) {
+		k_to_half<<<nblk(rows * in), 256>>>(g->xh, X, rows * in);
+		KCHECK();
+		CB(cublasGemmEx(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, (int)rows, in, &one, W, CUDA_R_16F, in, g->xh, CUDA_R_16F,
+			in, &zero, Y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	} else {
+		CB(cublasSgemm(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, (int)rows, in, &one, (const float *)W, in, X, in, &zero, Y,
+			out));
+	}
+	if (b) {
+		k_bias<<<nblk(rows * out), 256>>>(Y, b, rows, out);
+		KCHECK();
+	}
+done:
+	return rc;
+}
+
+/* sums: per mode (NULL when not wanted) device accumulators (heads(m) * d) for this layer */
+typedef struct gsums {
+	double *d[FPK_CH_MODES];
+} gsums;
+
+/* One decoder layer over nb blocks of Tq rows each (x: (nb*Tq, H), in place). Keys/values go to kc/vc:
+ * block b's cache at kc + b*ctx*kv_dim, rows pos0..pos0+Tq-1 (nb == 1 or pos0 == 0 with ctx == Tq). */
+static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos0, float *kc, float *vc, int ctx,
+	const gsums *sums)
+{
+	int rc = 0;
+	const fpk_model *m = g->m;
+	const fpk_model_config *c = &m->cfg;
+	int H = c->hidden, I = c->intermediate, d = c->head_dim, nh = c->n_heads, grp = c->n_heads / c->n_kv_heads;
+	int opt = c->arch == FPK_ARCH_OPT, pre_ln = !opt || c->do_layer_norm_before, L = pos0 + Tq;
+	size_t rows = (size_t)nb * Tq;
+	float *k = kc + (size_t)pos0 * m->kv_dim, *v = vc + (size_t)pos0 * m->kv_dim;
+	const float one = 1.0f, zero = 0.0f, scale = 1.0f / sqrtf((float)d);
+	if (pre_ln) {
+		k_norm<<<(unsigned)rows, 256>>>(g->xb, x, WF(w, FPK_LW_LN1_W), WF(w, FPK_LW_LN1_B), H, (float)c->norm_eps, opt);
+		KCHECK();
+	} else {
+		CK(cudaMemcpy(g->xb, x, rows * H * sizeof(float), cudaMemcpyDeviceToDevice));
+	}
+	CK(cudaEventRecord(g->ev[0]));
+	if ((rc = linear(g, g->q, g->xb, w->p[FPK_LW_Q], w->half, WF(w, FPK_LW_BQ), rows, H, m->q_dim)) ||
+		(rc = linear(g, k, g->xb, w->p[FPK_LW_K], w->half, WF(w, FPK_LW_BK), rows, H, m->kv_dim)) ||
+		(rc = linear(g, v, g->xb, w->p[FPK_LW_V], w->half, WF(w, FPK_LW_BV), rows, H, m->kv_dim)))
+		goto done;
+	CK(cudaEventRecord(g->ev[1]));
+	if (sums && sums->d[FPK_CH_Q]) {
+		k_colsum<<<nblk(m->q_dim), 256>>>(sums->d[FPK_CH_Q], g->q, NULL, rows, m->q_dim, 0, d, 1);
+		KCHECK();
+	}
+	if (sums && sums->d[FPK_CH_K]) {
+		k_colsum<<<nblk(m->kv_dim), 256>>>(sums->d[FPK_CH_K], k, NULL, rows, m->kv_dim, 0, d, 1);
+		KCHECK();
+	}
+	if (!opt) {
+		k_rope<<<nblk(rows * nh * (d / 2)), 256>>>(g->q, g->inv_freq, rows, nh, d, Tq, pos0);
+		KCHECK();
+		k_rope<<<nblk(rows * c->n_kv_heads * (d / 2)), 256>>>(k, g->inv_freq, rows, c->n_kv_heads, d, Tq, pos0);
+		KCHECK();
+	}
+	if (sums && sums->d[FPK_CH_QK]) {
+		k_colsum<<<nblk(m->q_dim), 256>>>(sums->d[FPK_CH_QK], g->q, k, rows, m->q_dim, m->kv_dim, d, grp);
+		KCHECK();
+	}
+	/* attention per head, batched over blocks: S (nb, Tq, L) */
+	if ((size_t)nb * Tq * L > g->S_cap) {
+		rc = fpk_error_set(FPK_EGPU, "attention scratch too small (%zu < %zu)", g->S_cap, (size_t)nb * Tq * L);
+		goto done;
+	}
+	CK(cudaEventRecord(g->ev[2]));
+	for (int h = 0; h < nh; h++) {
+		int kvh = h / grp;
+		long long sK = (long long)ctx * m->kv_dim, sQ = (long long)Tq * m->q_dim, sS = (long long)Tq * L;
+		CB(cublasSgemmStridedBatched(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, L, Tq, d, &scale, kc + (size_t)kvh * d,
+			m->kv_dim, sK, g->q + (size_t)h * d, m->q_dim, sQ, &zero, g->S, L, sS, nb));
+		k_softmax<<<(unsigned)rows, 128>>>(g->S, Tq, L, pos0);
+		KCHECK();
+		CB(cublasSgemmStridedBatched(g->cb, CUBLAS_OP_N, CUBLAS_OP_N, d, Tq, L, &one, vc + (size_t)kvh * d, m->kv_dim,
+			sK, g->S, L, sS, &zero, g->att + (size_t)h * d, m->q_dim, sQ, nb));
+	}
+	CK(cudaEventRecord(g->ev[3]));
+	if ((rc = linear(g, g->xb, g->att, w->p[FPK_LW_O], w->half, WF(w, FPK_LW_BO), rows, m->q_dim, H)))
+		goto done;
+	CK(cudaEventRecord(g->ev[4]));
+	k_add<<<nblk(rows * H), 256>>>(x, g->xb, rows * H);
+	KCHECK();
+	if (!pre_ln) {
+		k_norm<<<(unsigned)rows, 256>>>(x, x, WF(w, FPK_LW_LN1_W), WF(w, FPK_LW_LN1_B), H, (float)c->norm_eps, opt);
+		KCHECK();
+	}
+	/* MLP */
+	if (pre_ln) {
+		k_norm<<<(unsigned)rows, 256>>>(g->xb, x, WF(w, FPK_LW_LN2_W), WF(w, FPK_LW_LN2_B), H, (float)c->norm_eps, opt);
+		KCHECK();
+	} else {
+		CK(cudaMemcpy(g->xb, x, rows * H * sizeof(float), cudaMemcpyDeviceToDevice));
+	}
+	CK(cudaEventRecord(g->ev[5]));
+	if ((rc = linear(g, g->h1, g->xb, w->p[FPK_LW_UP], w->half, WF(w, FPK_LW_BUP), rows, H, I)))
+		goto done;
+	if (w->p[FPK_LW_GATE] && (rc = linear(g, g->h2, g->xb, w->p[FPK_LW_GATE], w->half, NULL, rows, H, I)))
+		goto done;
+	k_act<<<nblk(rows * I), 256>>>(g->h1, w->p[FPK_LW_GATE] ? g->h2 : NULL, rows * I, g->act);
+	KCHECK();
+	if ((rc = linear(g, g->xb, g->h1, w->p[FPK_LW_DOWN], w->half, WF(w, FPK_LW_BDOWN), rows, I, H)))
+		goto done;
+	CK(cudaEventRecord(g->ev[6]));
+	if (g->t_total >= 0) { /* timing split (calibration): linear = qkv + o + MLP products, attention = the head loop */
+		float a01, a23, a34, a56;
+		CK(cudaEventSynchronize(g->ev[6]));
+		CK(cudaEventElapsedTime(&a01, g->ev[0], g->ev[1]));
+		CK(cudaEventElapsedTime(&a23, g->ev[2], g->ev[3]));
+		CK(cudaEventElapsedTime(&a34, g->ev[3], g->ev[4]));
+		CK(cudaEventElapsedTime(&a56, g->ev[5], g->ev[6]));
+		g->t_linear += (a01 + a34 + a56) * 1e-3;
+		g->t_attn += a23 * 1e-3;
+	}
+	k_add<<<nblk(rows * H), 256>>>(x, g->xb, rows * H);
+	KCHECK();
+	if (!pre_ln) {
+		k_norm<<<(unsigned)rows, 256>>>(x, x, WF(w, FPK_LW_LN2_W), WF(w, FPK_LW_LN2_B), H, (float)c->norm_eps, opt);
+		KCHECK();
+	}
+done:
+	return rc;
+}
+
+/* host-side embedding (+ OPT learned positions) of nb blocks of T tokens at positions pos0.. into hx */
+static int embed_host(const fpk_model *m, const int *tokens, size_t rows, int T, int pos0, float *hx)
+{
+	const fpk_model_config *c = &m->cfg;
+	int H = c->hidden;
+	if (m->proj_in)
+		return fpk_error_set(FPK_EGPU, "the GPU path does not handle OPT project_in/project_out yet: use --device cpu");
+	for (size_t r = 0; r < rows; r++) {
+		if (tokens[r] < 0 || tokens[r] >= c->vocab)
+			return fpk_error_set(FPK_EFORMAT, "token id %d is outside the model's vocabulary (%d)", tokens[r], c->vocab);
+		memcpy(hx + r * H, m->embed + (size_t)tokens[r] * H, (size_t)H * sizeof(float));
+		if (m->pos_embed)
+			for (int i = 0; i < H; i++)
+				hx[r * H + i] += m->pos_embed[(size_t)(pos0 + (int)(r % T) + 2) * H + i];
+	}
+	return 0;
+}
+
+extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
+	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud)
+{
+	int rc = 0;
+	const fpk_model_config *c = &m->cfg;
+	gctx g;
+	glayer w;
+	float *dx = NULL, *kc = NULL, *vc = NULL, *hx = NULL;
+	double *dsum[FPK_CH_MODES] = {NULL, NULL, NULL}, *hsum = NULL;
+	size_t rows = (size_t)nb * len, H = c->hidden;
+	memset(&g, 0, sizeof(g));
+	memset(&w, 0, sizeof(w));
+	/* blocks per chunk: activations of cbk blocks at a time; the hidden states of all blocks stay resident */
+	int cbk = (int)(16384 / len);
+	if (cbk < 1)
+		cbk = 1;
+	if (cbk > nb)
+		cbk = nb;
+	double t_up = 0, t_run = 0, t0;
+	if (!fpk_gpu_available())
+		return fpk_error_set(FPK_EGPU, "no CUDA device is visible");
+	if ((rc = gctx_init(&g, m, (size_t)cbk * len, (size_t)cbk * len * len, half)))
+		return rc;
+	if (!(hx = (float *)malloc(rows * H * sizeof(float)))) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	if ((rc = embed_host(m, tokens, rows, len, 0, hx)))
+		goto done;
+	CK(cudaMalloc(&dx, rows * H * sizeof(float)));
+	CK(cudaMemcpy(dx, hx, rows * H * sizeof(float), cudaMemcpyHostToDevice));
+	CK(cudaMalloc(&kc, (size_t)cbk * len * m->kv_dim * sizeof(float)));
+	CK(cudaMalloc(&vc, (size_t)cbk * len * m->kv_dim * sizeof(float)));
+	for (int k = 0; k < FPK_CH_MODES; k++)
+		if (modes >> k & 1)
+			CK(cudaMalloc(&dsum[k], (size_t)m->q_dim * sizeof(double)));
+	if (!(hsum = (double *)malloc((size_t)m->q_dim * sizeof(double)))) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	for (int l = 0; l < c->n_layers; l++) {
+		t0 = fpk_now_s();
+		if ((rc = glayer_upload(&g, &w, l)))
+			goto done;
+		CK(cudaDeviceSynchronize());
+		t_up += fpk_now_s() - t0;
+		t0 = fpk_now_s();
+		gsums gs;
+		for (int k = 0; k < FPK_CH_MODES; k++) {
+			gs.d[k] = dsum[k];
+			if (dsum[k])
+				CK(cudaMemset(dsum[k], 0, (size_t)m->q_dim * sizeof(double)));
+		}
+		for (int b0 = 0; b0 < nb; b0 += cbk) {
+			int n = nb - b0 < cbk ? nb - b0 : cbk;
+			if ((rc = run_layer(&g, &w, dx + (size_t)b0 * len * H, n, len, 0, kc, vc, len, &gs)))
+				goto done;
+		}
+		CK(cudaDeviceSynchronize());
+		t_run += fpk_now_s() - t0;
+		for (int k = 0; k < FPK_CH_MODES; k++) {
+			if (!dsum[k])
+				continue;
+			size_t cnt = (size_t)(k == FPK_CH_K ? c->n_kv_heads : c->n_heads) * c->head_dim;
+			CK(cudaMemcpy(hsum, dsum[k], cnt * sizeof(double), cudaMemcpyDeviceToHost));
+			for (size_t i = 0; i < cnt; i++)
+				sum[k][(size_t)l * cnt + i] += hsum[i];
+		}
+		if (progress)
+			progress(progress_ud, "calibrate (gpu, layer by layer)", (uint64_t)l + 1, (uint64_t)c->n_layers);
+	}
+	if (timing) {
+		timing[0] = t_up;
+		timing[1] = g.t_linear;
+		timing[2] = g.t_attn;
+		timing[3] = t_run - g.t_linear - g.t_attn;
+	}
+done:
+	for (int k = 0; k < FPK_CH_MODES; k++)
+		if (dsum[k])
+			cudaFree(dsum[k]);
+	if (dx)
+		cudaFree(dx);
+	if (kc)
+		cudaFree(kc);
+	if (vc)
+		cudaFree(vc);
+	free(hx);
+	free(hsum);
+	glayer_free(&w);
+	gctx_free(&g);
+	return rc;
+}
+
+extern "C" int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prompt, int n_prompt, int steps, int *out,
+	int *n_out)
+{
+	int rc = 0, k = 0;
+	const fpk_model_config *c = &m->cfg;
+	gctx g;
+	glayer *ws = NULL;
+	float *dx = NULL, *kc = NULL, *vc = NULL, *hx = NULL, *dlm = NULL, *dnw = NULL, *dnb = NULL, *dlog = NULL,
+	      *logits = NULL;
+	size_t H = c->hidden, V = c->vocab;
+	*n_out = 0;
+	memset(&g, 0, sizeof(g));
+	if (n_prompt < 1 || steps < 1)
+		return fpk_error_set(FPK_EUSAGE, "generate: need a prompt of at least one token and steps >= 1");
+	if (n_prompt > steps)
+		n_prompt = steps;
+	if (!fpk_gpu_available())
+		return fpk_error_set(FPK_EGPU, "no CUDA device is visible");
+	if (m->proj_in)
+		return fpk_error_set(FPK_EGPU, "the GPU path does not handle OPT project_in/project_out yet: use --device cpu");
+	if ((rc = gctx_init(&g, m, (size_t)n_prompt, (size_t)n_prompt * steps, 0)))
+		return rc;
+	g.t_total = -1; /* no timing split */
+	ws = (glayer *)calloc((size_t)c->n_layers, sizeof(glayer));
+	hx = (float *)malloc((size_t)n_prompt * H * sizeof(float));
+	logits = (float *)malloc(V * sizeof(float));
+	if (!ws || !hx || !logits) {
+		rc = fpk_error_set(FPK_EIO, "out of memory");
+		goto done;
+	}
+	for (int l = 0; l < c->n_layers; l++)
+		if ((rc = glayer_upload(&g, &ws[l], l)))
+			goto done;
+	CK(cudaMalloc(&dx, (size_t)n_prompt * H * sizeof(float)));
+	CK(cudaMalloc(&kc, (size_t)c->n_layers * steps * m->kv_dim * sizeof(float)));
+	CK(cudaMalloc(&vc, (size_t)c->n_layers * steps * m->kv_dim * sizeof(float)));
+	CK(cudaMalloc(&dlm, V * H * sizeof(float)));
+	CK(cudaMemcpy(dlm, m->lm_head, V * H * sizeof(float), cudaMemcpyHostToDevice));
+	CK(cudaMalloc(&dlog, V * sizeof(float)));
+	if (m->norm_w) {
+		CK(cudaMalloc(&dnw, H * sizeof(float)));
+		CK(cudaMemcpy(dnw, m->norm_w, H * sizeof(float), cudaMemcpyHostToDevice));
+	}
+	if (m->norm_b) {
+		CK(cudaMalloc(&dnb, H * sizeof(float)));
+		CK(cudaMemcpy(dnb, m->norm_b, H * sizeof(float), cudaMemcpyHostToDevice));
+	}
+	{
+		int pos = 0, n = n_prompt;
+		const int *toks = prompt;
+		int tok;
+		for (;;) {
+			if ((rc = embed_host(m, toks, (size_t)n, n, pos, hx)))
+				goto done;
+			CK(cudaMemcpy(dx, hx, (size_t)n * H * sizeof(float), cudaMemcpyHostToDevice));
+			for (int l = 0; l < c->n_layers; l++) {
+				size_t off = (size_t)l * steps * m->kv_dim;
+				if ((rc = run_layer(&g, &ws[l], dx, 1, n, pos, kc + off, vc + off, steps, NULL)))
+					goto done;
+			}
+			float *last = dx + (size_t)(n - 1) * H;
+			if (dnw) {
+				k_norm<<<1, 256>>>(g.xb, last, dnw, dnb, (int)H, (float)c->norm_eps, c->arch == FPK_ARCH_OPT);
+				KCHECK();
+				last = g.xb;
+			}
+			if ((rc = linear(&g, dlog, last, dlm, 0, NULL, 1, (int)H, (int)V)))
+				goto done;
+			CK(cudaMemcpy(logits, dlog, V * sizeof(float), cudaMemcpyDeviceToHost));
+			pos += n;
+			tok = 0;
+			for (size_t i = 1; i < V; i++)
+				if (logits[i] > logits[tok])
+					tok = (int)i;
+			if (tok == c->bos_id || tok == c->eos_id)
+				break;
+			out[k++] = tok;
+			if (pos >= steps)
+				break;
+			toks = &out[k - 1];
+			n = 1;
+		}
+	}
+	*n_out = k;
+done:
+	if (ws) {
+		for (int l = 0; l < c->n_layers; l++)
+			glayer_free(&ws[l]);
+		free(ws);
+	}
+	float *bufs[] = {dx, kc, vc, dlm, dnw, dnb, dlog};
+	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+		if (bufs[i])
+			cudaFree(bufs[i]);
+	free(hx);
+	free(logits);
+	gctx_free(&g);
+	return rc;
+}

@@ -1,0 +1,150 @@
+/* test_model_gpu.c (label gpu): the GPU path of the engine: llama2.c's 200 greedy steps on stories260K (fp32 exact,
+ * fp16 copy >= 20 leading tokens), and layer-streamed calibration against the CPU reference: statistics within
+ * 1e-4 relative, the same channel orders except where two channels' statistics tie within that tolerance. */
+#include "calibrate.h"
+#include "fpk_test.h"
+#include "model_gpu.h"
+#include "tokenizer.h"
+
+#include <math.h>
+
+static int read_ref_ids(int *ids, int cap)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int n = 0;
+	if (fpk_read_file(fpk_test_shared("testdata/stories260K/reference/greedy200_from_bos_token_ids.txt"), &buf, &len))
+		return 0;
+	for (char *p = strtok(buf, " \n"); p && n < cap; p = strtok(NULL, " \n"))
+		ids[n++] = atoi(p);
+	free(buf);
+	return n;
+}
+
+static void gpu_generate_should_reproduce_llama2c_greedy_200(void)
+{
+	const char *dirs[2] = {"testdata/stories260K", "testdata/stories260K-fp16"};
+	int ref[256], nref = read_ref_ids(ref, 256);
+	CHECK_EQ_INT(nref, 200);
+	for (int v = 0; v < 2; v++) {
+		fpk_model *m = NULL;
+		int got[256], ng = 0, bos = 1, same = 0;
+		CHECK_OK(fpk_model_load(&m, fpk_test_shared(dirs[v]), 0));
+		if (!m)
+			continue;
+		CHECK_OK(fpk_model_gpu_generate_greedy(m, &bos, 1, 200, got, &ng));
+		while (same < ng && same < nref && got[same] == ref[same])
+			same++;
+		fprintf(stderr, "%s on the GPU: %d of 200 greedy tokens match llama2.c\n", dirs[v], same);
+		CHECK(v == 0 ? same == 200 && ng == 200 : same >= 20);
+		fpk_model_free(m);
+	}
+}
+
+static void gpu_calibration_should_match_the_cpu_reference(void)
+{
+	fpk_model *m = NULL;
+	fpk_tokenizer *t = NULL;
+	char *text = NULL;
+	size_t len = 0, n = 0;
+	int *ids = NULL;
+	fpk_calibration a, b;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	CHECK_OK(fpk_model_load(&m, fpk_test_shared("testdata/stories260K"), 0));
+	CHECK_OK(fpk_tokenizer_load(&t, fpk_test_shared("testdata/stories260K")));
+	CHECK_OK(fpk_read_file(fpk_test_shared("testdata/tinystories-sample/tinystories_sample.txt"), &text, &len));
+	if (!m || !t || !text)
+		goto done;
+	CHECK_OK(fpk_tokenizer_encode(t, text, len, 1, &ids, &n));
+	fpk_calibrate_opts o = {ids, n, 0, 256, 256, 0, NULL, NULL};
+	CHECK_OK(fpk_calibrate_channels(m, &o, &a));
+	o.use_gpu = 1;
+	CHECK_OK(fpk_calibrate_channels(m, &o, &b));
+	if (!a.stat[0] || !b.stat[0])
+		goto done;
+	double worst = 0;
+	int order_diff = 0, bad_order = 0;
+	for (int k = 0; k < FPK_CH_MODES; k++) {
+		int nh = fpk_channels_heads(&a.order, k), d = a.head_dim;
+		for (size_t i = 0; i < (size_t)a.n_layers * nh * d; i++)
+			worst = fmax(worst, fabs(a.stat[k][i] - b.stat[k][i]) / fabs(a.stat[k][i]));
+		for (size_t i = 0; i < (size_t)a.n_layers * nh * d; i++) {
+			int ca = a.order.rows[k][i], cb = b.order.rows[k][i];
+			if (ca == cb)
+				continue;
+			order_diff++;
+			const double *s = a.stat[k] + (i / d) * d;
+			if (fabs(s[ca] - s[cb]) > 1e-4 * fabs(s[ca]))
+				bad_order++;
+		}
+	}
+	fprintf(stderr, "gpu vs cpu calibration: worst relative difference %.2e, %d order positions differ (%d not ties)\n",
+		worst, order_diff, bad_order);
+	CHECK(worst < 1e-4);
+	CHECK_EQ_INT(bad_order, 0);
+done:
+	fpk_calibration_release(&a);
+	fpk_calibration_release(&b);
+	free(ids);
+	free(text);
+	fpk_tokenizer_free(t);
+	fpk_model_free(m);
+}
+
+/* the speed mode (lazy load, fp16 weights, TF32 attention) stays close to the exact statistics */
+static void gpu_half_mode_should_stay_close_to_exact(void)
+{
+	fpk_model *m = NULL, *lz = NULL;
+	int ids[1024];
+	for (int i = 0; i < 1024; i++)
+		ids[i] = i % 256 == 0 ? 1 : 259 + (i * 7919) % 250;
+	CHECK_OK(fpk_model_load(&m, fpk_test_shared("testdata/stories260K"), 0));
+	CHECK_OK(fpk_model_load_lazy(&lz, fpk_test_shared("testdata/stories260K"), 0));
+	if (!m || !lz)
+		goto done;
+	size_t cnt = 5 * 8 * 8;
+	double *a[3], *b[3], *c[3];
+	for (int k = 0; k < 3; k++) {
+		a[k] = calloc(cnt, sizeof(double));
+		b[k] = calloc(cnt, sizeof(double));
+		c[k] = calloc(cnt, sizeof(double));
+	}
+	double tm[4];
+	CHECK_OK(fpk_model_gpu_qk_sums(m, ids, 4, 256, 7, 0, a, tm, NULL, NULL));
+	CHECK_OK(fpk_model_gpu_qk_sums(lz, ids, 4, 256, 7, 0, b, tm, NULL, NULL)); /* lazy, exact: identical */
+	CHECK_OK(fpk_model_gpu_qk_sums(lz, ids, 4, 256, 7, 1, c, tm, NULL, NULL));
+	double worst = 0;
+	int same = 1;
+	for (int k = 0; k < 3; k++) {
+		size_t nk = k == FPK_CH_K ? cnt / 2 : cnt;
+		same &= !memcmp(a[k], b[k], nk * sizeof(double));
+		for (size_t i = 0; i < nk; i++)
+			worst = fmax(worst, fabs(a[k][i] - c[k][i]) / fabs(a[k][i]));
+	}
+	fprintf(stderr, "half mode vs exact: worst relative difference %.2e\n", worst);
+	CHECK(same);
+	CHECK(worst < 5e-2);
+	int bos = 1, got[8], ng;
+	CHECK_ERR(fpk_model_generate_greedy(lz, &bos, 1, 8, got, &ng), FPK_EUSAGE, "layer streaming");
+	for (int k = 0; k < 3; k++) {
+		free(a[k]);
+		free(b[k]);
+		free(c[k]);
+	}
+done:
+	fpk_model_free(m);
+	fpk_model_free(lz);
+}
+
+int main(void)
+{
+	if (!fpk_gpu_available()) {
+		fprintf(stderr, "no CUDA device: the gpu tests need one\n");
+		return 1;
+	}
+	RUN(gpu_generate_should_reproduce_llama2c_greedy_200);
+	RUN(gpu_calibration_should_match_the_cpu_reference);
+	RUN(gpu_half_mode_should_stay_close_to_exact);
+	TEST_EXIT();
+}

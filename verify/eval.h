@@ -1,0 +1,54 @@
+/* eval.h: `verify --eval`: perplexity of a packed model on real text, against the dense checkpoints it came from
+ * (pruned and original), computed by the same engine (model/). Tested by tests/cli/verify_eval.sh. */
+#ifndef FPK_EVAL_H
+#define FPK_EVAL_H
+
+#include "fpk_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FPK_EVAL_MAX_AGAINST 8
+#define FPK_EVAL_DOC_SEP "<|endoftext|>"
+
+typedef struct fpk_eval_opts {
+	const char *pack;        /* packed-model directory (or any model directory) */
+	const char *against[FPK_EVAL_MAX_AGAINST]; /* dense checkpoints; against[0] is the pruned one the pack must match */
+	int n_against;
+	const char *text_path;   /* UTF-8 text, tokenized with the pack's tokenizer.json; documents separated by
+	                          * FPK_EVAL_DOC_SEP each start with BOS */
+	const char *tokens_path; /* or pre-tokenized ids (formats/tokenizer.h fpk_tokens_read) */
+	int context;             /* window length (default 512, at most the model's max_position_embeddings) */
+	size_t max_tokens;       /* 0: all */
+	int threads;
+	double max_rel_ppl_diff; /* pass bound for |ppl(pack) - ppl(against[0])| / ppl(against[0]); default 0.005 */
+	fpk_progress_fn progress;
+	void *ud;
+} fpk_eval_opts;
+
+typedef struct fpk_eval_result {
+	char path[1024];
+	double mean_nll; /* natural log */
+	double ppl;
+	size_t predictions;
+} fpk_eval_result;
+
+typedef struct fpk_eval_report {
+	size_t tokens, documents;
+	int context;
+	fpk_eval_result pack;
+	fpk_eval_result against[FPK_EVAL_MAX_AGAINST];
+	int n_against;
+	double rel_ppl_diff;   /* vs against[0] (0 when none) */
+	double max_logit_diff; /* max |logit(pack) - logit(against[0])| over the first window */
+	int logit_tokens;      /* tokens in that window */
+	int pass;              /* 1 when rel_ppl_diff <= bound (always 1 without --against) */
+} fpk_eval_report;
+
+int fpk_eval_run(const fpk_eval_opts *o, fpk_eval_report *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
