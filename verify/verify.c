@@ -273,7 +273,7 @@ int fpk_verify_run(const fpk_verify_opts *o, fpk_verify_report **out)
 			struct cudaDeviceProp prop;
 			have_gpu = 1;
 			if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-				snprintf(r->device_name, sizeof(r->device_name), "%s", prop.name);
+				snprintf(r->device_name, sizeof(r->device_name), "%.127s", prop.name);
 		}
 		cudaGetLastError();
 	}
