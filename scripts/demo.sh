@@ -28,7 +28,7 @@ step "4/6 calibrate --channels (Double Sparsity heavy channels)"
 
 step "5/6 verify: every reader rule, decode == pruned, our SpMM vs a dense reference"
 set +e
-"$bin" verify "$w/packed" --against "$w/pruned" --batch 1,8,32 --json "$w/verify.json" >"$w/verify.txt" 2>"$w/verify.err"
+"$bin" verify "$w/packed" --against "$w/pruned" --batch 1,8,32 --bench --json "$w/verify.json" >"$w/verify.txt" 2>"$w/verify.err"
 vrc=$?
 set -e
 head -2 "$w/verify.txt"
@@ -56,6 +56,12 @@ printf '%-34s %s\n' "pruned (80% of linear weights):" "$((pruned / 1000000)) MB 
 printf '%-34s %s\n' "packed (Tiled-CSL):" "$((packed / 1000000)) MB ($(awk -v a=$packed -v b=$dense 'BEGIN {printf "%.2f", a / b}')x of dense)"
 printf '%-34s %s\n' "kernels ran on:" "$where"
 printf '%-34s %s\n' "worst kernel error (rel. to scale):" "${maxrel:-n/a}"
+if grep -q 'ours_us' "$w/verify.txt"; then
+	speed=$(awk '$1 ~ /^model/ && ($10 == "ok" || $10 == "FAIL") && $NF > 0 { s += log($NF); n++ } END { if (n) printf "%.2fx geometric mean over %d tensor x batch runs (ours vs cuBLAS, same run)", exp(s / n), n }' "$w/verify.txt")
+	printf '%-34s %s\n' "SpMM speed vs dense:" "${speed:-n/a}"
+else
+	printf '%-34s %s\n' "SpMM speed vs dense:" "n/a (no GPU: CPU reference path)"
+fi
 printf '%-34s %s\n' "verify verdict:" "$([ $vrc -eq 0 ] && echo PASS || echo "FAIL (exit $vrc)")"
 printf '%-34s %s\n' "perplexity pack vs pruned:" "$(grep -o 'relative perplexity difference [^ ]*' "$w/eval.txt" || echo n/a) ($([ $erc -eq 0 ] && echo PASS || echo "FAIL"))"
 printf '%-34s %s\n' "channel config:" "$w/channels.json"
