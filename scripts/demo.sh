@@ -48,7 +48,7 @@ dense=$(size "$w/dense/model.safetensors")
 pruned=$(size "$w/pruned/model.safetensors")
 packed=$(size "$w/packed/model.safetensors")
 where=$(sed -n '1s/.*numerics on //p' "$w/verify.txt")
-maxrel=$(awk '$NF == "ok" || $NF == "FAIL" {print $(NF-2)}' "$w/verify.txt" | sort -g | tail -1)
+maxrel=$(awk '$1 ~ /^model/ && ($9 == "ok" || $9 == "FAIL") {print $7}' "$w/verify.txt" | sort -g | tail -1)
 echo
 echo "== summary"
 printf '%-34s %s\n' "checkpoint (dense fp16):" "$((dense / 1000000)) MB"
@@ -57,7 +57,7 @@ printf '%-34s %s\n' "packed (Tiled-CSL):" "$((packed / 1000000)) MB ($(awk -v a=
 printf '%-34s %s\n' "kernels ran on:" "$where"
 printf '%-34s %s\n' "worst kernel error (rel. to scale):" "${maxrel:-n/a}"
 if grep -q 'ours_us' "$w/verify.txt"; then
-	speed=$(awk '$1 ~ /^model/ && ($10 == "ok" || $10 == "FAIL") && $NF > 0 { s += log($NF); n++ } END { if (n) printf "%.2fx geometric mean over %d tensor x batch runs (ours vs cuBLAS, same run)", exp(s / n), n }' "$w/verify.txt")
+	speed=$(awk '$1 ~ /^model/ && ($9 == "ok" || $9 == "FAIL") && NF >= 12 && $NF > 0 { s += log($NF); n++ } END { if (n) printf "%.2fx geometric mean over %d tensor x batch runs (ours vs cuBLAS, same run)", exp(s / n), n }' "$w/verify.txt")
 	printf '%-34s %s\n' "SpMM speed vs dense:" "${speed:-n/a}"
 else
 	printf '%-34s %s\n' "SpMM speed vs dense:" "n/a (no GPU: CPU reference path)"
