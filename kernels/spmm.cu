@@ -163,6 +163,10 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 	constexpr int NF = NT / 8;
 	constexpr int U = kcfg<NT>::U;
 	constexpr int RN = kcfg<NT>::RINGN;
+	/* KS: warps 0-3 multiply the unit's first tile, warps 4-7 its second (32 rows each), so each X slice is
+	 * read by 4 warps instead of 8; the two halves' sums are added through shared memory at a flush */
+	constexpr bool KS = U == 2 && NT <= 32; /* NT = 64: 2 x 64 accumulators would spill */
+	constexpr int MW = KS ? 2 : MF; /* 16-row fragments per warp */
 	extern __shared__ __align__(16) unsigned char smem[];
 	uint4 *ring = (uint4 *)smem;
 	uint16_t *dense = (uint16_t *)(smem + RN * CHUNK_V * 16); /* 2 slots x U tiles of 128 x 64 */
@@ -198,9 +202,9 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 		((uint4 *)dense)[i] = make_uint4(0, 0, 0, 0);
 	__syncthreads();
 
-	float acc[MF][NF][4];
+	float acc[MW][NF][4];
 #pragma unroll
-	for (int mf = 0; mf < MF; mf++)
+	for (int mf = 0; mf < MW; mf++)
 #pragma unroll
 		for (int f = 0; f < NF; f++)
 #pragma unroll
@@ -228,13 +232,14 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 	if (U == 2 && uw == 2)
 		x_load<NT>(xs[U - 1], a, nb, jc + 1, tid);
 
+	const int wrow = KS ? (warp & 3) * 32 : warp * 16 * MF; /* first row of this warp's fragments */
 	auto mma_tile = [&](const uint16_t *dt, const uint16_t *xt) {
 #pragma unroll
 		for (int s = 0; s < 4; s++) {
-			unsigned af[MF][4];
+			unsigned af[MW][4];
 #pragma unroll
-			for (int mf = 0; mf < MF; mf++) {
-				int row = warp * 16 * MF + mf * 16 + (lane & 15), ch = 2 * s + (lane >> 4);
+			for (int mf = 0; mf < MW; mf++) {
+				int row = wrow + mf * 16 + (lane & 15), ch = 2 * s + (lane >> 4);
 				unsigned addr = smem_u32(dt + row * TK + ((ch ^ (row & 7)) * 8));
 				asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
 					     : "=r"(af[mf][0]), "=r"(af[mf][1]), "=r"(af[mf][2]), "=r"(af[mf][3])
@@ -248,7 +253,7 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 					     : "=r"(bf[0]), "=r"(bf[1])
 					     : "r"(addr));
 #pragma unroll
-				for (int mf = 0; mf < MF; mf++)
+				for (int mf = 0; mf < MW; mf++)
 					mma16816<BF>(acc[mf][0], af[mf], bf);
 			} else {
 #pragma unroll
@@ -260,7 +265,7 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 						     : "=r"(bf[0]), "=r"(bf[1]), "=r"(bf[2]), "=r"(bf[3])
 						     : "r"(addr));
 #pragma unroll
-					for (int mf = 0; mf < MF; mf++) {
+					for (int mf = 0; mf < MW; mf++) {
 						mma16816<BF>(acc[mf][f], af[mf], bf);
 						mma16816<BF>(acc[mf][f + 1], af[mf], bf + 2);
 					}
@@ -268,9 +273,9 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 			}
 		}
 		__syncwarp();
-		uint4 *zr = (uint4 *)(dt + warp * 16 * MF * TK); /* zero this warp's rows for the unit after next */
+		uint4 *zr = (uint4 *)(dt + wrow * TK); /* zero this warp's rows for the unit after next */
 #pragma unroll
-		for (int u = 0; u < 4 * MF; u++)
+		for (int u = 0; u < 4 * MW; u++)
 			zr[u * 32 + lane] = make_uint4(0, 0, 0, 0);
 	};
 
@@ -295,36 +300,73 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 			if (U == 2 && uwn == 2)
 				x_load<NT>(xs[U - 1], a, nb, jn + 1, tid);
 		}
-		if (um > us)
-			mma_tile(dt, xt);
-		if (U == 2 && ue > um)
-			mma_tile(dt + TM * TK, xt + NT * TK);
+		if (KS) {
+			const int h = warp >> 2;
+			if (h == 0 ? um > us : ue > um)
+				mma_tile(dt + h * TM * TK, xt + h * NT * TK);
+		} else {
+			if (um > us)
+				mma_tile(dt, xt);
+			if (U == 2 && ue > um)
+				mma_tile(dt + TM * TK, xt + NT * TK);
+		}
 		const int j = jc + uw - 1;
 		if (j == a.tiles_k - 1 || t + uw == t1) {
 			const int i = ic;
-			const int mb = i * TM + warp * 16 * MF;
+			const int mb = i * TM + wrow;
+			if (KS) { /* add warps 4-7's sums to warps 0-3's through this unit's dense slot, then re-zero it */
+				constexpr int SW = MW * NF * 4 * 32; /* floats per warp */
+				float *scr = (float *)dt;
+				__syncthreads();
+				if (warp >= 4) {
+#pragma unroll
+					for (int mf = 0; mf < MW; mf++)
+#pragma unroll
+						for (int f = 0; f < NF; f++)
+#pragma unroll
+							for (int e = 0; e < 4; e++)
+								scr[(warp & 3) * SW + ((mf * NF + f) * 4 + e) * 32 + lane] = acc[mf][f][e];
+				}
+				__syncthreads();
+				if (warp < 4) {
+#pragma unroll
+					for (int mf = 0; mf < MW; mf++)
+#pragma unroll
+						for (int f = 0; f < NF; f++)
+#pragma unroll
+							for (int e = 0; e < 4; e++)
+								acc[mf][f][e] += scr[warp * SW + ((mf * NF + f) * 4 + e) * 32 + lane];
+				}
+				__syncthreads();
+				for (int q = tid; q < 4 * SW / 4; q += THREADS)
+					((uint4 *)scr)[q] = make_uint4(0, 0, 0, 0);
+			}
 			if (seg_j0 == 0 && j == a.tiles_k - 1) {
+				if (!KS || warp < 4) { /* KS: warps 4-7 handed their sums to warps 0-3 */
 #pragma unroll
-				for (int mf = 0; mf < MF; mf++)
+					for (int mf = 0; mf < MW; mf++)
 #pragma unroll
-					for (int f = 0; f < NF; f++)
+						for (int f = 0; f < NF; f++)
 #pragma unroll
-						for (int e = 0; e < 4; e++) {
-							int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
-							if (m < a.m && n < a.n)
-								a.y[(size_t)n * a.m + m] = f32_to_out<BF>(acc[mf][f][e]);
-						}
+							for (int e = 0; e < 4; e++) {
+								int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
+								if (m < a.m && n < a.n)
+									a.y[(size_t)n * a.m + m] = f32_to_out<BF>(acc[mf][f][e]);
+							}
+				}
 			} else {
+				if (!KS || warp < 4) {
 #pragma unroll
-				for (int mf = 0; mf < MF; mf++)
+					for (int mf = 0; mf < MW; mf++)
 #pragma unroll
-					for (int f = 0; f < NF; f++)
+						for (int f = 0; f < NF; f++)
 #pragma unroll
-						for (int e = 0; e < 4; e++) {
-							int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
-							if (m < a.m && n < a.n)
-								atomicAdd(a.ws + (size_t)n * a.mpad + m, acc[mf][f][e]);
-						}
+							for (int e = 0; e < 4; e++) {
+								int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
+								if (m < a.m && n < a.n)
+									atomicAdd(a.ws + (size_t)n * a.mpad + m, acc[mf][f][e]);
+							}
+				}
 				__threadfence();
 				__syncthreads();
 				if (tid == 0) {
@@ -348,7 +390,7 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 				}
 			}
 #pragma unroll
-			for (int mf = 0; mf < MF; mf++)
+			for (int mf = 0; mf < MW; mf++)
 #pragma unroll
 				for (int f = 0; f < NF; f++)
 #pragma unroll
