@@ -6,13 +6,16 @@
  *   memory, so a block's share [t0, t1) of the tiles is ONE contiguous byte range of the values array. The grid
  *   is SMs x occupancy blocks per 64-token chunk (split chosen from the device, no per-shape table); each block
  *   gets an equal count of tiles, crossing row-tile boundaries where it must.
- * - Each block streams its byte range through a ring of RING chunks of CHUNK_V 16-byte vectors with cp.async
- *   (each thread copies and later reads only its own vectors, so the ring needs no barrier); RING chunks
- *   (32 KB) are in flight per block whatever the sparsity, so the fixed cost of a sparse tile is small.
- * - Entries are scattered with 16-bit shared stores into one of two dense XOR-swizzled 128x64 tiles exactly at
- *   loc (loc = r*64 + (c ^ ((r&7)*8))); when a tile's last vector has been scattered, one barrier, then each of
- *   the 4 warps multiplies its 32 rows (ldmatrix + mma) against the X slice (swizzled [n][64] in shared memory,
- *   loaded one tile ahead through registers) and zeroes its own rows for the tile after next.
+ * - Each block streams its byte range through a ring of RING chunks (RING / 2 at N = 64) of CHUNK_V 16-byte
+ *   vectors with cp.async (each thread copies and later reads only its own vectors, so the ring needs no
+ *   barrier); 32 KB are in flight per block whatever the sparsity, so the fixed cost of a sparse tile is small.
+ * - Entries are scattered with 16-bit shared stores into dense XOR-swizzled 128x64 tiles exactly at loc
+ *   (loc = r*64 + (c ^ ((r&7)*8))). Tiles go in units of two consecutive k-tiles of one row tile (SPMM_UNIT;
+ *   one at a row-tile or share end), each unit in one of two slots of 2 dense tiles: when a unit's last vector
+ *   is scattered, its X slices are stored, ONE barrier, then warps 0-3 multiply the first k-tile and warps 4-7
+ *   the second (32 rows each, ldmatrix + mma) and zero their rows for the unit after next; the two halves'
+ *   sums are added through shared memory when a row-tile segment is flushed. X of the next unit is loaded
+ *   into registers during the multiply. N = 64: every warp multiplies both k-tiles (16 rows each).
  * - Row tiles owned whole by a block are written directly; partial ones are reduced in fp32: atomicAdd into
  *   the fp32 workspace, then a per-row-tile tile counter; the block that completes the count converts the sums
  *   to the output type, and puts zeros back into the workspace and the counter (the workspace stays zero).
