@@ -1,6 +1,7 @@
 /* cmd_verify.c: `flashllm-pack verify PACK`: structure (R1-R15), decode == --against, our SpMM vs a dense
  * reference per tensor and batch, optional speed. Exit 0 pass, 1 fail, 3 malformed pack, 5 GPU error.
  * Tested by tests/cli/verify_*.sh (CPU path) and tests/gpu/verify_stories.sh. */
+#include "channels_eval.h"
 #include "cli.h"
 #include "eval.h"
 #include "verify.h"
@@ -14,7 +15,9 @@
 static const char *device = "auto", *batch, *json_path, *eval_text, *eval_tokens;
 static cli_strlist against;
 static int require_gpu, bench, threads, seed = 1, context = 512, max_tokens;
-static double rtol, max_ppl_diff = 0.005;
+static double rtol, max_ppl_diff = 0.005, max_ppl_increase = 0.05;
+static const char *channels_path, *data_path, *heavy_channels, *heavy_tokens, *label_mode = "qk";
+static int label_bits = 16, dense_below = 64;
 
 /* one row per option; other stages add theirs here (e.g. --channels, --eval) with a matching field in
  * fpk_verify_opts */
@@ -25,6 +28,17 @@ static const cli_opt opts[] = {
 	{"tokens", 0, CLI_STRING, &eval_tokens, "FILE", "pre-tokenized ids for --eval instead of text"},
 	{"context", 0, CLI_INT, &context, "N", "--eval window length (default 512)"},
 	{"max-tokens", 0, CLI_INT, &max_tokens, "N", "--eval on the first N tokens only (default all)"},
+	{"channels", 0, CLI_STRING, &channels_path, "FILE",
+	 "verify a Double Sparsity channel config instead: the positional argument is then the MODEL directory"},
+	{"data", 0, CLI_STRING, &data_path, "TEXT", "--channels: text to run (tokenized with MODEL's tokenizer.json)"},
+	{"heavy-channels", 0, CLI_STRING, &heavy_channels, "r,...", "--channels: heavy channels per head (default d/8,d/4)"},
+	{"heavy-tokens", 0, CLI_STRING, &heavy_tokens, "k|1/N,...", "--channels: selected tokens, a budget or a fraction (default 1/16)"},
+	{"label-bits", 0, CLI_INT, &label_bits, "16|8|4", "--channels: label precision (default 16)"},
+	{"label-mode", 0, CLI_STRING, &label_mode, "qk|q|k",
+	 "--channels: rows that pick the channels: qk or q (per query head), k (per kv head, one top-k per group)"},
+	{"dense-below", 0, CLI_INT, &dense_below, "N", "--channels: positions with fewer cached tokens stay dense (default 64)"},
+	{"max-ppl-increase", 0, CLI_DOUBLE, &max_ppl_increase, "R",
+	 "--channels pass bound on the perplexity increase of the first setting (default 0.05)"},
 	{"max-ppl-diff", 0, CLI_DOUBLE, &max_ppl_diff, "R",
 	 "--eval pass bound: |ppl(pack) - ppl(first --against)| / ppl(first --against) (default 0.005)"},
 	{"device", 0, CLI_STRING, &device, "auto|gpu|cpu", "where the numerics run (default auto: GPU if any)"},
@@ -52,6 +66,134 @@ static const cli_spec spec = {
 	opts, 1, 1,
 };
 
+/* "8,1/16,256" -> budgets (k_fixed) or fractions (k_div) */
+static int parse_tokens_list(const char *sp, int *kf, int *kd, int max)
+{
+	int n = 0;
+	while (*sp) {
+		char *end;
+		if (n >= max)
+			return -1;
+		if (sp[0] == '1' && sp[1] == '/') {
+			long v = strtol(sp + 2, &end, 10);
+			if (end == sp + 2 || v < 1 || v > 1 << 20)
+				return -1;
+			kf[n] = 0;
+			kd[n++] = (int)v;
+		} else {
+			long v = strtol(sp, &end, 10);
+			if (end == sp || v < 1 || v > 1 << 24)
+				return -1;
+			kf[n] = (int)v;
+			kd[n++] = 0;
+		}
+		sp = end;
+		if (*sp == ',')
+			sp++;
+		else if (*sp)
+			return -1;
+	}
+	return n;
+}
+
+static int verify_channels(const char *model)
+{
+	fpk_cheval_opts o;
+	fpk_cheval_report *r = calloc(1, sizeof(*r));
+	int rc, code = 0;
+	memset(&o, 0, sizeof(o));
+	if (!r)
+		return cli_fail("verify", fpk_error_set(FPK_EIO, "out of memory"));
+	o.channels = channels_path;
+	o.model = model;
+	o.text_path = data_path ? data_path : eval_text;
+	o.tokens_path = eval_tokens;
+	o.mode = label_mode;
+	o.label_bits = label_bits;
+	o.context = context != 512 ? context : 0;
+	o.dense_below = dense_below;
+	o.max_tokens = (size_t)max_tokens;
+	o.threads = threads;
+	o.max_ppl_increase = max_ppl_increase;
+	o.seed = (uint64_t)seed;
+	o.progress = cli_quiet ? NULL : cli_progress;
+	if (heavy_channels && (o.n_r = cli_int_list(heavy_channels, o.r, FPK_CHEVAL_MAX)) < 1) {
+		code = cli_fail("verify", fpk_error_set(FPK_EUSAGE, "--heavy-channels '%s': expected r,r,...", heavy_channels));
+		goto done;
+	}
+	if (heavy_tokens && (o.n_k = parse_tokens_list(heavy_tokens, o.k_fixed, o.k_div, FPK_CHEVAL_MAX)) < 1) {
+		code = cli_fail("verify", fpk_error_set(FPK_EUSAGE, "--heavy-tokens '%s': expected k or 1/N, comma-separated",
+							 heavy_tokens));
+		goto done;
+	}
+	if ((rc = fpk_cheval_run(&o, r))) {
+		code = cli_fail("verify", rc);
+		goto done;
+	}
+	printf("verify --channels %s: config valid for %s (%d layers, %d/%d heads, head_dim %d)\n", channels_path, model,
+	       r->n_layers, r->n_heads, r->n_kv_heads, r->head_dim);
+	printf("%zu tokens (%zu documents), context %d, label mode %s, %d-bit labels, dense below %d keys, CPU reference\n",
+	       r->tokens, r->documents, r->context, r->mode, r->label_bits, r->dense_below);
+	printf("dense perplexity %.4f\n", r->ppl_dense);
+	printf("%4s  %8s  %-10s  %10s  %9s  %11s  %10s  %9s  %8s\n", "r", "k", "channels", "ppl", "increase", "recall_mean",
+	       "recall_min", "err_mean", "err_max");
+	for (int i = 0; i < r->n_rows; i++) {
+		const fpk_cheval_row *w = &r->rows[i];
+		char k[16];
+		if (w->k_fixed)
+			snprintf(k, sizeof(k), "%d", w->k_fixed);
+		else
+			snprintf(k, sizeof(k), "1/%d", w->k_div);
+		printf("%4d  %8s  %-10s  %10.4f  %8.2f%%  %11.4f  %10.4f  %9.4f  %8.4f\n", w->r, k, fpk_ch_source_names[w->source],
+		       w->ppl, 100 * w->rel_ppl_increase, w->recall_mean, w->recall_min, w->err_mean, w->err_max);
+	}
+	printf("%s: perplexity increase %.2f%% with the calibrated channels at the first setting (bound %.2f%%)\n",
+	       r->pass ? "PASS" : "FAIL", 100 * r->rows[0].rel_ppl_increase, 100 * max_ppl_increase);
+	if (json_path) {
+		cJSON *root = cJSON_CreateObject();
+		cJSON_AddStringToObject(root, "channels", channels_path);
+		cJSON_AddStringToObject(root, "model", model);
+		cJSON_AddNumberToObject(root, "tokens", (double)r->tokens);
+		cJSON_AddNumberToObject(root, "context", r->context);
+		cJSON_AddStringToObject(root, "label_mode", r->mode);
+		cJSON_AddNumberToObject(root, "label_bits", r->label_bits);
+		cJSON_AddNumberToObject(root, "dense_below", r->dense_below);
+		cJSON_AddNumberToObject(root, "ppl_dense", r->ppl_dense);
+		cJSON *rows = cJSON_AddArrayToObject(root, "rows");
+		for (int i = 0; i < r->n_rows; i++) {
+			const fpk_cheval_row *w = &r->rows[i];
+			cJSON *jo = cJSON_CreateObject();
+			cJSON_AddNumberToObject(jo, "r", w->r);
+			if (w->k_fixed)
+				cJSON_AddNumberToObject(jo, "k", w->k_fixed);
+			else
+				cJSON_AddNumberToObject(jo, "k_fraction", 1.0 / w->k_div);
+			cJSON_AddStringToObject(jo, "channels", fpk_ch_source_names[w->source]);
+			cJSON_AddNumberToObject(jo, "ppl", w->ppl);
+			cJSON_AddNumberToObject(jo, "rel_ppl_increase", w->rel_ppl_increase);
+			cJSON_AddNumberToObject(jo, "recall_mean", w->recall_mean);
+			cJSON_AddNumberToObject(jo, "recall_min", w->recall_min);
+			cJSON_AddNumberToObject(jo, "err_mean", w->err_mean);
+			cJSON_AddNumberToObject(jo, "err_max", w->err_max);
+			cJSON_AddNumberToObject(jo, "evaluated", (double)w->evaluated);
+			cJSON_AddItemToArray(rows, jo);
+		}
+		cJSON_AddBoolToObject(root, "pass", r->pass);
+		char *js = cJSON_Print(root);
+		cJSON_Delete(root);
+		if (!js || (rc = cli_write_text(json_path, js))) {
+			free(js);
+			code = cli_fail("verify", rc ? rc : FPK_EIO);
+			goto done;
+		}
+		free(js);
+	}
+	code = r->pass ? 0 : 1;
+done:
+	free(r);
+	return code;
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	char **pos = NULL;
@@ -69,6 +211,10 @@ int cmd_verify(int argc, char **argv)
 	against.n = 0;
 	if ((rc = cli_parse(&spec, argc, argv, &pos, &npos)))
 		return rc < 0 ? 0 : rc;
+	if (channels_path) {
+		code = verify_channels(pos[0]);
+		goto done;
+	}
 	o.pack = pos[0];
 	o.against = against.n ? against.v[0] : NULL;
 	do_eval = eval_text || eval_tokens;

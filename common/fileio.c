@@ -326,14 +326,18 @@ int fpk_outdir_begin(fpk_outdir *d, const char *path, int force)
 {
 	d->force = force;
 	d->path = strdup(path);
-	d->tmp_path = fmt_alloc("%s.tmp.%ld", path, (long)getpid());
+	/* "out/" names the directory out: strip trailing slashes so the temporary is built beside it */
+	for (size_t n = d->path ? strlen(d->path) : 0; n > 1 && d->path[n - 1] == '/'; n--)
+		d->path[n - 1] = 0;
+	d->tmp_path = d->path ? fmt_alloc("%s.tmp.%ld", d->path, (long)getpid()) : NULL;
 	if (!d->path || !d->tmp_path) {
 		fpk_outdir_abort(d);
 		return fpk_error_set(FPK_EIO, "out of memory");
 	}
-	if (fpk_path_exists(path) && !force) {
+	if (fpk_path_exists(d->path) && !force) {
+		int rc = fpk_error_set(FPK_EUSAGE, "output '%s' already exists (use --force to replace it)", d->path);
 		fpk_outdir_abort(d);
-		return fpk_error_set(FPK_EUSAGE, "output '%s' already exists (use --force to replace it)", path);
+		return rc;
 	}
 	int rc = fpk_rmtree(d->tmp_path);
 	if (!rc)

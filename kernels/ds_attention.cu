@@ -2,15 +2,16 @@
  * top-k, split-KV sparse attention) and the dense flash-decoding kernel it falls back to. Layouts: ds_attention.h.
  * Test: ctest -L gpu (tests/gpu/test_ds_attention.c, against kernels/ds_attention_ref.c); bench: build/bench/bench_ds.
  *
- * One decode step (fpk_ds_decode) is three launches:
+ * One decode step (fpk_ds_decode) is four launches (docs/double-sparsity.md has the details):
  *   1. ds_score:  grid (chunks, U). Scores s[t] = sum_j qs[j] * label[t][j] (fmaf, j ascending: bit-exact with the
  *                 C twin) into ws->scores (U, lcap) and a 4096-bin histogram of the top 12 bits of the
  *                 order-preserving key into ws->hist (U, 4096).
- *   2. ds_select: grid (U), 1024 threads. From the histogram the bin b* holding the k-th largest key; one ordered
- *                 pass keeps tokens with bin >= b* (ascending index) with their keys; two 10-bit radix passes over
- *                 the b* entries give the exact k-th key T and how many ties m at T to take (lower index wins);
- *                 an ordered pass over the short list writes the k indices ascending. Zeroes its histogram.
- *   3. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
+ *   2. ds_filter: grid (chunks, U). The bin b* holding the k-th largest key; each chunk keeps its tokens with
+ *                 bin >= b* (ascending) with their keys.
+ *   3. ds_select: grid (U), 512 threads. Gathers the chunk lists into one ordered list; two 10-bit radix passes
+ *                 over the b* entries give the exact k-th key T and the number m of ties at T to take (lower index
+ *                 wins); an ordered pass writes the k indices ascending. Zeroes its histogram.
+ *   4. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
  *                 (the selection, or 0..len-1), for all query heads of one kv head at once (K/V rows read once
  *                 per group); the last block of a unit to finish merges the splits (max-rescaled).
  */
@@ -31,7 +32,7 @@
 					     cudaGetErrorString(e_));                                                    \
 	} while (0)
 
-enum { HIST_BINS = 4096, NSPLIT_MAX = 256, SEL_THREADS = 1024, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
+enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = 512, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
 
 struct fpk_ds_workspace {
 	fpk_ds_shape shape;
@@ -299,21 +300,36 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 	for (int i = threadIdx.x; i < 1024; i += blockDim.x)
 		h[i] = 0;
 	__syncthreads();
-	for (int i = threadIdx.x; i < n1; i += blockDim.x) {
-		uint32_t k = ckey[i];
-		if ((k >> prefix_shift) == prefix)
-			atomicAdd(&h[(k >> shift) & 1023u], 1u);
+	for (int base = threadIdx.x; base < n1; base += blockDim.x * 8) {
+		uint32_t k[8]; /* eight loads in flight before the atomics */
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			int p = base + i * blockDim.x;
+			k[i] = p < n1 ? __ldcg(ckey + p) : 0u;
+		}
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			if (base + i * (int)blockDim.x < n1 && (k[i] >> prefix_shift) == prefix)
+				atomicAdd(&h[(k[i] >> shift) & 1023u], 1u);
 	}
 	__syncthreads();
-	/* descending digits: thread t owns digit 1023 - t (blockDim 1024) */
-	int bin = 1023 - (int)threadIdx.x;
-	int c = (int)h[bin], total;
-	int before = block_scan(c, &total, sc);
+	/* descending digits: thread t owns digits 1023 - R*t .. 1024 - R*(t+1), R = 1024 / blockDim */
+	constexpr int R = 1024 / SEL_THREADS;
+	int c[R], sum = 0;
+#pragma unroll
+	for (int i = 0; i < R; i++)
+		sum += (c[i] = (int)h[1023 - R * threadIdx.x - i]);
+	int total;
+	int before = block_scan(sum, &total, sc);
 	int nd = *need;
 	__syncthreads();
-	if (before < nd && nd <= before + c) {
-		sc[32] = bin;
-		sc[33] = nd - before;
+#pragma unroll
+	for (int i = 0; i < R; i++) {
+		if (before < nd && nd <= before + c[i]) {
+			sc[32] = 1023 - R * threadIdx.x - i;
+			sc[33] = nd - before;
+		}
+		before += c[i];
 	}
 	__syncthreads();
 	*digit = (uint32_t)sc[32];
@@ -323,7 +339,7 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 
 /* 3a. filter, grid (chunks, U), 256 threads: every block finds b* from the unit's histogram and keeps the
  * tokens of its chunk with bin >= b* in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
-enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = 1024 };
+enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = SEL_THREADS };
 
 __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__restrict__ scores,
 								  const uint32_t *__restrict__ hist, uint32_t *__restrict__ kk,
@@ -407,7 +423,7 @@ __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__
 		ccnt[(size_t)u * MAX_CHUNKS + c] = n1;
 }
 
-/* 3b. resolve, grid (U), 1024 threads: gathers the chunks' lists into one ordered list, finds the exact k-th
+/* 3b. resolve, grid (U), SEL_THREADS threads: gathers the chunks' lists into one ordered list, finds the exact k-th
  * key and writes the selection; zeroes the unit's histogram for the next call */
 __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__restrict__ hist,
 								 const uint32_t *__restrict__ kk0, const int32_t *__restrict__ ki0,
@@ -430,7 +446,7 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	const int tid = threadIdx.x;
 	uint32_t *hg = hist + (size_t)u * HIST_BINS;
 #pragma unroll
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < HIST_BINS / SEL_THREADS; i++)
 		hg[tid + i * SEL_THREADS] = 0;
 	const uint32_t bstar = (uint32_t)__ldcg(bsel + 2 * u);
 	const int above = __ldcg(bsel + 2 * u + 1);
@@ -440,18 +456,34 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	__syncthreads();
 	uint32_t *kk = ckey + (size_t)u * lcap;
 	int32_t *ki = cidx + (size_t)u * lcap;
-	for (int p = tid; p < n1; p += SEL_THREADS) {
-		int lo = 0, hi = nch - 1; /* largest c with off[c] <= p */
-		while (lo < hi) {
-			int mid = (lo + hi + 1) >> 1;
-			if (off[mid] <= p)
-				lo = mid;
-			else
-				hi = mid - 1;
+	for (int base = tid; base < n1; base += SEL_THREADS * 8) {
+		uint32_t kx[8];
+		int32_t ix[8];
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			int p = base + i * SEL_THREADS;
+			if (p >= n1)
+				continue;
+			int lo = 0, hi = nch - 1; /* largest c with off[c] <= p */
+			while (lo < hi) {
+				int mid = (lo + hi + 1) >> 1;
+				if (off[mid] <= p)
+					lo = mid;
+				else
+					hi = mid - 1;
+			}
+			size_t src = (size_t)u * lcap + (size_t)lo * chunk + (p - off[lo]);
+			kx[i] = __ldcg(kk0 + src);
+			ix[i] = __ldcg(ki0 + src);
 		}
-		size_t src = (size_t)u * lcap + (size_t)lo * chunk + (p - off[lo]);
-		kk[p] = __ldcg(kk0 + src);
-		ki[p] = __ldcg(ki0 + src);
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			int p = base + i * SEL_THREADS;
+			if (p < n1) {
+				kk[p] = kx[i];
+				ki[p] = ix[i];
+			}
+		}
 	}
 	__syncthreads();
 
@@ -515,7 +547,7 @@ struct att_args {
 	float qscale; /* log2(e) / sqrt(d) */
 };
 
-template <typename T, int LPR, int GB>
+template <typename T, int LPR, int GB, bool PF>
 __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 {
 	constexpr int RPW = 32 / LPR, NW = ATT_THREADS / 32, STEP = NW * RPW * ATT_UNROLL;
@@ -565,8 +597,7 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	const T *kbase = reinterpret_cast<const T *>(a.k) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 	const T *vbase = reinterpret_cast<const T *>(a.v) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 
-	/* rows of one step: loaded one step ahead (register double buffer) when the head block is small */
-	constexpr bool PF = GB <= 4;
+	/* PF: rows loaded one step ahead (register double buffer); for 2-4 heads per block and for selections */
 	uint4 kv[ATT_UNROLL], vv[ATT_UNROLL];
 	bool ok[ATT_UNROLL];
 	auto load_step = [&](int base, uint4 *kx, uint4 *vx, bool *okx) {
@@ -676,7 +707,7 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 		}
 	}
 	__syncthreads();
-	const int D2 = d + 2;
+	const int D2 = d + 4; /* A[d], m, l, pad: 16-byte aligned rows */
 	float *mypart = a.part + ((size_t)wu * a.nsplit + blockIdx.x) * hb * D2;
 	for (int e = threadIdx.x; e < hb * d; e += ATT_THREADS) {
 		int g = e / d, j = e % d;
@@ -712,59 +743,53 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	if (!last)
 		return;
 	__threadfence();
-	/* merge the splits: per head the global max and sum in parallel over splits, then the weighted sums */
+	/* merge the splits: (m, l) of all splits and heads in one pass into shared memory, per-head max and
+	 * weights, then float4 weighted sums over the splits */
 	const float *up = a.part + (size_t)wu * a.nsplit * hb * D2;
-	__shared__ float sw[GB][NSPLIT_MAX], sL[GB], red[NW];
-	for (int g = 0; g < hb; g++) {
-		float mx = -INFINITY;
-		for (int s = threadIdx.x; s < a.nsplit; s += ATT_THREADS)
-			mx = fmaxf(mx, __ldcg(up + ((size_t)s * hb + g) * D2 + d));
-#pragma unroll
-		for (int o = 16; o > 0; o >>= 1)
-			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-		if (lane == 0)
-			red[warp] = mx;
-		__syncthreads();
-		float M = red[0];
-#pragma unroll
-		for (int w = 1; w < NW; w++)
-			M = fmaxf(M, red[w]);
-		__syncthreads();
-		float ls = 0.0f;
-		for (int s = threadIdx.x; s < a.nsplit; s += ATT_THREADS) {
-			float ms = __ldcg(up + ((size_t)s * hb + g) * D2 + d);
-			float w = ms == -INFINITY ? 0.0f : exp2f(ms - M);
-			sw[g][s] = w;
-			ls += w * __ldcg(up + ((size_t)s * hb + g) * D2 + d + 1);
-		}
-#pragma unroll
-		for (int o = 16; o > 0; o >>= 1)
-			ls += __shfl_xor_sync(0xffffffffu, ls, o);
-		if (lane == 0)
-			red[warp] = ls;
-		__syncthreads();
-		if (threadIdx.x == 0) {
-			float L = 0.0f;
-#pragma unroll
-			for (int w = 0; w < NW; w++)
-				L += red[w];
-			sL[g] = L;
-		}
-		__syncthreads();
+	__shared__ float sw[GB][NSPLIT_MAX], sl[GB][NSPLIT_MAX], sL[GB];
+	for (int e = threadIdx.x; e < a.nsplit * hb; e += ATT_THREADS) {
+		int s = e / hb, g = e % hb;
+		sw[g][s] = __ldcg(up + (size_t)e * D2 + d);
+		sl[g][s] = __ldcg(up + (size_t)e * D2 + d + 1);
 	}
-	for (int e = threadIdx.x; e < hb * d; e += ATT_THREADS) {
-		int g = e / d, j = e % d;
-		float A0 = 0.0f, A1 = 0.0f, A2 = 0.0f, A3 = 0.0f;
+	__syncthreads();
+	if (threadIdx.x < hb) {
+		int g = threadIdx.x;
+		float M = -INFINITY, L = 0.0f;
+		for (int s = 0; s < a.nsplit; s++)
+			M = fmaxf(M, sw[g][s]);
+		for (int s = 0; s < a.nsplit; s++) {
+			float w = sw[g][s] == -INFINITY ? 0.0f : exp2f(sw[g][s] - M);
+			sw[g][s] = w;
+			L += w * sl[g][s];
+		}
+		sL[g] = L;
+	}
+	__syncthreads();
+	const int d4 = d / 4;
+	for (int e = threadIdx.x; e < hb * d4; e += ATT_THREADS) {
+		int g = e / d4, j = (e % d4) * 4;
+		float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 		int s = 0;
 		for (; s + 4 <= a.nsplit; s += 4) {
-			A0 += sw[g][s] * __ldcg(up + ((size_t)s * hb + g) * D2 + j);
-			A1 += sw[g][s + 1] * __ldcg(up + ((size_t)(s + 1) * hb + g) * D2 + j);
-			A2 += sw[g][s + 2] * __ldcg(up + ((size_t)(s + 2) * hb + g) * D2 + j);
-			A3 += sw[g][s + 3] * __ldcg(up + ((size_t)(s + 3) * hb + g) * D2 + j);
+			float4 x[4];
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+				x[i] = __ldcg(reinterpret_cast<const float4 *>(up + ((size_t)(s + i) * hb + g) * D2 + j));
+#pragma unroll
+			for (int i = 0; i < 4; i++) {
+				float w = sw[g][s + i];
+				A.x += w * x[i].x, A.y += w * x[i].y, A.z += w * x[i].z, A.w += w * x[i].w;
+			}
 		}
-		for (; s < a.nsplit; s++)
-			A0 += sw[g][s] * __ldcg(up + ((size_t)s * hb + g) * D2 + j);
-		a.out[((size_t)b * a.H + h0 + g) * d + j] = ((A0 + A1) + (A2 + A3)) / sL[g];
+		for (; s < a.nsplit; s++) {
+			float4 x = __ldcg(reinterpret_cast<const float4 *>(up + ((size_t)s * hb + g) * D2 + j));
+			float w = sw[g][s];
+			A.x += w * x.x, A.y += w * x.y, A.z += w * x.z, A.w += w * x.w;
+		}
+		float inv = 1.0f / sL[g];
+		float *o = a.out + ((size_t)b * a.H + h0 + g) * d + j;
+		o[0] = A.x * inv, o[1] = A.y * inv, o[2] = A.z * inv, o[3] = A.w * inv;
 	}
 	if (threadIdx.x == 0)
 		a.counter[wu] = 0;
@@ -816,7 +841,7 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 	ALLOC(bsel, U * 2);
 	ALLOC(idx, U * ws->kcap);
 	ALLOC(nsel, U);
-	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 2));
+	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 4));
 	ALLOC(counter, U);
 #undef ALLOC
 	if (cudaMemset(ws->hist, 0, sizeof(uint32_t) * U * HIST_BINS) != cudaSuccess ||
@@ -898,25 +923,25 @@ extern "C" int fpk_ds_label_build(const fpk_ds_label_params *p, void *stream)
 
 typedef void (*att_fn)(att_args);
 
-template <typename T, int GB> static att_fn pick_lpr(int lpr)
+template <typename T, int GB, bool PF> static att_fn pick_lpr(int lpr)
 {
 	switch (lpr) {
-	case 1: return ds_attn_kernel<T, 1, GB>;
-	case 2: return ds_attn_kernel<T, 2, GB>;
-	case 4: return ds_attn_kernel<T, 4, GB>;
-	case 8: return ds_attn_kernel<T, 8, GB>;
-	case 16: return ds_attn_kernel<T, 16, GB>;
-	default: return ds_attn_kernel<T, 32, GB>;
+	case 1: return ds_attn_kernel<T, 1, GB, PF>;
+	case 2: return ds_attn_kernel<T, 2, GB, PF>;
+	case 4: return ds_attn_kernel<T, 4, GB, PF>;
+	case 8: return ds_attn_kernel<T, 8, GB, PF>;
+	case 16: return ds_attn_kernel<T, 16, GB, PF>;
+	default: return ds_attn_kernel<T, 32, GB, PF>;
 	}
 }
 
-template <typename T> static att_fn pick_gb(int gb, int lpr)
+template <typename T> static att_fn pick_gb(int gb, int lpr, bool sparse)
 {
 	switch (gb) {
-	case 1: return pick_lpr<T, 1>(lpr);
-	case 2: return pick_lpr<T, 2>(lpr);
-	case 4: return pick_lpr<T, 4>(lpr);
-	default: return pick_lpr<T, 8>(lpr);
+	case 1: return sparse ? pick_lpr<T, 1, true>(lpr) : pick_lpr<T, 1, false>(lpr);
+	case 2: return pick_lpr<T, 2, true>(lpr);
+	case 4: return pick_lpr<T, 4, true>(lpr);
+	default: return pick_lpr<T, 8, false>(lpr);
 	}
 }
 
@@ -944,7 +969,8 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 	a.upb = s->heads / hb, a.sel_per_head = sel_per_head, a.kcap = kcap;
 	a.qscale = 1.4426950408889634f / sqrtf((float)s->head_dim);
 	int units = s->batch * a.upb;
-	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr) : pick_gb<__half>(gb, lpr);
+	att_fn fn = s->kv_dtype == FPK_BF16 ? pick_gb<__nv_bfloat16>(gb, lpr, idx != NULL)
+					     : pick_gb<__half>(gb, lpr, idx != NULL);
 	/* at most one full wave of resident blocks, at least 128 tokens per split */
 	int bps = 1;
 	FPK_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, fn, ATT_THREADS, 0));

@@ -7,6 +7,13 @@
 #endif
 #include "magsel.h"
 
+/* the vectorized loops get an AVX2 clone, picked at load time where the CPU has it */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FPK_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FPK_CLONES
+#endif
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,7 +254,7 @@ static inline __attribute__((always_inline)) uint64_t eq_k(const uint8_t *d, int
 	return c;
 }
 
-uint64_t fpk_magsel_count_eq(const void *data, int kind, uint64_t lo, uint64_t hi, uint32_t T)
+FPK_CLONES uint64_t fpk_magsel_count_eq(const void *data, int kind, uint64_t lo, uint64_t hi, uint32_t T)
 {
 	const uint8_t *d = data;
 	switch (kind) {
@@ -322,8 +329,8 @@ static inline __attribute__((always_inline)) uint64_t apply_k(const uint8_t *d, 
 	return cut_k(d, kind, lo, p, T + 1, NULL) + cut_k(d, kind, p, hi, T, NULL);
 }
 
-uint64_t fpk_magsel_apply(const void *data, int kind, uint64_t lo, uint64_t hi, int any, uint32_t T,
-			  uint64_t *eq_budget, void *out)
+FPK_CLONES uint64_t fpk_magsel_apply(const void *data, int kind, uint64_t lo, uint64_t hi, int any, uint32_t T,
+				     uint64_t *eq_budget, void *out)
 {
 	const uint8_t *d = data;
 	switch (kind) {

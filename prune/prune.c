@@ -760,7 +760,17 @@ int fpk_prune_run(const fpk_prune_opts *o, fpk_prune_report *rep)
 	if (o->scope == FPK_SCOPE_GLOBAL && !o->pattern_m && (rc = global_select(&r)))
 		goto done;
 	if (!o->dry_run) {
-		if ((rc = fpk_outdir_begin(&od, o->out, o->force)))
+		/* "out/" and "out" name the same directory: build it as "out.tmp.<pid>", not inside "out/" */
+		char *out = strdup(o->out);
+		if (!out) {
+			rc = fpk_error_set(FPK_EIO, "out of memory");
+			goto done;
+		}
+		for (size_t l = strlen(out); l > 1 && out[l - 1] == '/'; l--)
+			out[l - 1] = 0;
+		rc = fpk_outdir_begin(&od, out, o->force);
+		free(out);
+		if (rc)
 			goto done;
 		od_open = 1;
 	}

@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* tokenize text: each document (split at FPK_EVAL_DOC_SEP) starts with BOS */
-static int tokenize_docs(const char *model_dir, const char *path, int **ids, size_t *n, size_t *docs)
+int fpk_eval_tokenize(const char *model_dir, const char *path, int **ids, size_t *n, size_t *docs)
 {
 	fpk_tokenizer *tok = NULL;
 	char *text = NULL;
@@ -130,7 +129,7 @@ int fpk_eval_run(const fpk_eval_opts *o, fpk_eval_report *r)
 		rc = fpk_tokens_read(o->tokens_path, 0, &ids, &n);
 		r->documents = 1;
 	} else if (o->text_path) {
-		rc = tokenize_docs(o->pack, o->text_path, &ids, &n, &r->documents);
+		rc = fpk_eval_tokenize(o->pack, o->text_path, &ids, &n, &r->documents);
 	} else {
 		return fpk_error_set(FPK_EUSAGE, "--eval needs a text file or --tokens");
 	}

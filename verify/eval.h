@@ -47,6 +47,9 @@ typedef struct fpk_eval_report {
 } fpk_eval_report;
 
 int fpk_eval_run(const fpk_eval_opts *o, fpk_eval_report *r);
+/* Tokenize a text file with model_dir's tokenizer.json: documents split at FPK_EVAL_DOC_SEP, each starting with
+ * BOS. *ids allocated (caller frees); *docs receives the document count. */
+int fpk_eval_tokenize(const char *model_dir, const char *path, int **ids, size_t *n, size_t *docs);
 
 #ifdef __cplusplus
 }

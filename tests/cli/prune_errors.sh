@@ -38,6 +38,10 @@ expect 2 "already exists" "${P[@]}" "$S32" -o "$work/exists" --sparsity 0.5
 [ "$(cat "$work/exists/file")" = keep ] || fail "existing OUT modified without --force"
 "${P[@]}" "$S32" -o "$work/exists" --sparsity 0.5 --force -q
 [ ! -e "$work/exists/file" ] && [ -f "$work/exists/model.safetensors" ] || fail "--force did not replace OUT"
+# OUT given with a trailing slash is the same directory, built beside it (not inside) and renamed
+"${P[@]}" "$S32" -o "$work/slash/" --sparsity 0.5 -q
+[ -f "$work/slash/model.safetensors" ] && [ -z "$(ls -A "$work/slash" | grep tmp || true)" ] || fail "OUT with a trailing slash"
+expect 2 "already exists" "${P[@]}" "$S32" -o "$work/slash/" --sparsity 0.5
 # a missing input and a corrupt one
 expect 4 "does not exist" "${P[@]}" "$work/missing" -o "$out" --sparsity 0.5; no_output "$out"
 head -c 1000 "$S32/model.safetensors" >"$work/trunc.safetensors"

@@ -275,6 +275,8 @@ static void usage(FILE *f)
 		   "  [--threads N]\n"
 		   "Writes DIR/config.json and DIR/model.safetensors (or N shards and model.safetensors.index.json).\n"
 		   "Weights ~ N(0, 0.02^2) (Irwin-Hall approximation), norms 1, deterministic from --seed.\n"
+		   "--sparsity S pre-zeros about a fraction S of the linear weights (the default prune targets).\n"
+		   "--tied: tie_word_embeddings, no lm_head stored; --tied-copy: tied, lm_head stored as an exact copy.\n"
 		   "Presets: demo (Llama, 4 layers, hidden 512, 8/4 heads, intermediate 1536, vocab 512, f32),\n"
 		   "  llama7b (Llama-2-7B shapes, f16, 2 layers unless --layers), llama70b (Llama-2-70B shapes, f16, 1 layer),\n"
 		   "  opt30b (OPT-30B shapes, f16, 1 layer).\n");

@@ -144,6 +144,15 @@ static void outdir_should_refuse_existing_without_force(void)
 	CHECK_OK(fpk_outdir_begin(&o, d, 1));
 	fpk_outdir_abort(&o);
 	CHECK(fpk_is_dir(d)); /* an aborted forced run keeps the old output */
+	/* a trailing slash names the same directory; the temporary is built beside it, not inside */
+	char slash[1100];
+	snprintf(slash, sizeof(slash), "%s/", fpk_test_tmp("outdir2"));
+	fpk_rmtree(fpk_test_tmp("outdir2"));
+	CHECK_OK(fpk_outdir_begin(&o, slash, 0));
+	CHECK(!fpk_path_exists(fpk_test_tmp("outdir2")));
+	CHECK_OK(fpk_outdir_commit(&o));
+	CHECK(fpk_is_dir(fpk_test_tmp("outdir2")));
+	fpk_rmtree(fpk_test_tmp("outdir2"));
 	CHECK(fpk_path_is_within(d, fpk_test_tmp("")));
 	CHECK(!fpk_path_is_within(fpk_test_tmp(""), d));
 	fpk_rmtree(d);
