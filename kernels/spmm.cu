@@ -6,13 +6,16 @@
  *   memory, so a block's share [t0, t1) of the tiles is ONE contiguous byte range of the values array. The grid
  *   is SMs x occupancy blocks per 64-token chunk (split chosen from the device, no per-shape table); each block
  *   gets an equal count of tiles, crossing row-tile boundaries where it must.
- * - Each block streams its byte range through a ring of RING chunks of CHUNK_V 16-byte vectors with cp.async
- *   (each thread copies and later reads only its own vectors, so the ring needs no barrier); RING chunks
- *   (32 KB) are in flight per block whatever the sparsity, so the fixed cost of a sparse tile is small.
- * - Entries are scattered with 16-bit shared stores into one of two dense XOR-swizzled 128x64 tiles exactly at
- *   loc (loc = r*64 + (c ^ ((r&7)*8))); when a tile's last vector has been scattered, one barrier, then each of
- *   the 4 warps multiplies its 32 rows (ldmatrix + mma) against the X slice (swizzled [n][64] in shared memory,
- *   loaded one tile ahead through registers) and zeroes its own rows for the tile after next.
+ * - Each block streams its byte range through a ring of RING chunks (RING / 2 at N = 64) of CHUNK_V 16-byte
+ *   vectors with cp.async (each thread copies and later reads only its own vectors, so the ring needs no
+ *   barrier); 32 KB are in flight per block whatever the sparsity, so the fixed cost of a sparse tile is small.
+ * - Entries are scattered with 16-bit shared stores into dense XOR-swizzled 128x64 tiles exactly at loc
+ *   (loc = r*64 + (c ^ ((r&7)*8))). Tiles go in units of two consecutive k-tiles of one row tile (SPMM_UNIT;
+ *   one at a row-tile or share end), each unit in one of two slots of 2 dense tiles: when a unit's last vector
+ *   is scattered, its X slices are stored, ONE barrier, then warps 0-3 multiply the first k-tile and warps 4-7
+ *   the second (32 rows each, ldmatrix + mma) and zero their rows for the unit after next; the two halves'
+ *   sums are added through shared memory when a row-tile segment is flushed. X of the next unit is loaded
+ *   into registers during the multiply. N = 64: every warp multiplies both k-tiles (16 rows each).
  * - Row tiles owned whole by a block are written directly; partial ones are reduced in fp32: atomicAdd into
  *   the fp32 workspace, then a per-row-tile tile counter; the block that completes the count converts the sums
  *   to the output type, and puts zeros back into the workspace and the counter (the workspace stays zero).
@@ -148,13 +151,29 @@ static __device__ __forceinline__ void scatter4(uint16_t *dense, uint4 v)
 	dense[(v.w >> 16) & 8191u] = (uint16_t)v.w;
 }
 
-template <int BF, int NT> __global__ void __launch_bounds__(THREADS, NT <= 32 ? 3 : 2) spmm_kernel(const spmm_args a)
+#ifndef SPMM_UNIT
+#define SPMM_UNIT 2 /* k-tiles per unit: one barrier and one bookkeeping step per unit (bench/spmm_notes.md v4) */
+#endif
+template <int NT> struct kcfg {
+	static constexpr int U = SPMM_UNIT;
+	static constexpr int RINGN = (NT <= 32 || U == 1) ? RING : RING / 2; /* keep 2 blocks/SM at NT = 64 */
+	static constexpr int MINB = U == 1 ? (NT <= 32 ? 3 : 2) : 2;
+};
+
+template <int BF, int NT>
+__global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spmm_args a)
 {
 	constexpr int NF = NT / 8;
+	constexpr int U = kcfg<NT>::U;
+	constexpr int RN = kcfg<NT>::RINGN;
+	/* KS: warps 0-3 multiply the unit's first tile, warps 4-7 its second (32 rows each), so each X slice is
+	 * read by 4 warps instead of 8; the two halves' sums are added through shared memory at a flush */
+	constexpr bool KS = U == 2 && NT <= 32; /* NT = 64: 2 x 64 accumulators would spill */
+	constexpr int MW = KS ? 2 : MF; /* 16-row fragments per warp */
 	extern __shared__ __align__(16) unsigned char smem[];
 	uint4 *ring = (uint4 *)smem;
-	uint16_t *dense = (uint16_t *)(smem + RING * CHUNK_V * 16);
-	uint16_t *xb = dense + 2 * TM * TK;
+	uint16_t *dense = (uint16_t *)(smem + RN * CHUNK_V * 16); /* 2 slots x U tiles of 128 x 64 */
+	uint16_t *xb = dense + 2 * U * TM * TK;                     /* 2 slots x U slices of NT x 64 */
 	__shared__ int s_last;
 
 	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -173,147 +192,184 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS, NT <= 32 ? 
 		v1 = v0;
 	const int nch = (v1 - v0 + CHUNK_V - 1) / CHUNK_V;
 
-	/* prologue: fill the ring */
 #pragma unroll
-	for (int p = 0; p < RING; p++) {
+	for (int p = 0; p < RN; p++) {
 		if (p < nch) {
-#pragma unroll
-			for (int q = 0; q < VPT; q++) {
-				int g = v0 + p * CHUNK_V + q * THREADS + tid;
-				if (g < v1)
-					cp_async16(ring + p * CHUNK_V + q * THREADS + tid, a.vec + g, pol);
-			}
+			int g = v0 + p * CHUNK_V + tid;
+			if (g < v1)
+				cp_async16(ring + p * CHUNK_V + tid, a.vec + g, pol);
 		}
 		cp_commit();
 	}
-	for (int i = tid; i < 2 * TM * TK / 8; i += THREADS)
+	for (int i = tid; i < 2 * U * TM * TK / 8; i += THREADS)
 		((uint4 *)dense)[i] = make_uint4(0, 0, 0, 0);
-	/* X of tile t lives in register set xs[t & 1] from complete(t - 2) until complete(t) stores it */
-	xstage<NT> xs0, xs1;
-	if (t0 & 1) {
-		x_load<NT>(xs1, a, nb, t0 % a.tiles_k, tid);
-		x_store<NT>(xs1, xb + NT * TK, tid);
-		if (t0 + 1 < t1)
-			x_load<NT>(xs0, a, nb, (t0 + 1) % a.tiles_k, tid);
-	} else {
-		x_load<NT>(xs0, a, nb, t0 % a.tiles_k, tid);
-		x_store<NT>(xs0, xb, tid);
-		if (t0 + 1 < t1)
-			x_load<NT>(xs1, a, nb, (t0 + 1) % a.tiles_k, tid);
-	}
 	__syncthreads();
 
-	float acc[MF][NF][4];
+	float acc[MW][NF][4];
 #pragma unroll
-	for (int mf = 0; mf < MF; mf++)
+	for (int mf = 0; mf < MW; mf++)
 #pragma unroll
 		for (int f = 0; f < NF; f++)
 #pragma unroll
 			for (int e = 0; e < 4; e++)
 				acc[mf][f][e] = 0.0f;
 
+	/* unit = tiles [t, t + uw), uw = U when the row tile and the share allow, else 1; units never cross a
+	 * row tile. Entries: tile t in [us, um), tile t + 1 in [um, ue). */
 	int t = t0;
-	int jc = t0 % a.tiles_k, ic = t0 / a.tiles_k; /* tile t = ic * tiles_k + jc, advanced without divisions */
+	int jc = t0 % a.tiles_k, ic = t0 / a.tiles_k;
 	int seg_j0 = jc;
-	int tv_start = v0;
-	int tv_end = t < t1 ? max(clampv(__ldg(a.off + t + 1), a.nvec), tv_start) : 0x7fffffff;
-	int off_a = __ldg(a.off + min(t + 2, t1)), off_b = __ldg(a.off + min(t + 3, t1)); /* ends of t+1, t+2 */
+	int par = 0; /* slot of the current unit */
+	int o1 = __ldg(a.off + min(t + 1, t1)), o2 = __ldg(a.off + min(t + 2, t1));
+	int o3 = __ldg(a.off + min(t + 3, t1)), o4 = __ldg(a.off + min(t + 4, t1));
+	int uw = (U == 2 && t + 1 < t1 && jc + 1 < a.tiles_k) ? 2 : 1;
+	int us = v0;
+	int um = max(clampv(o1, a.nvec), us);
+	int ue = uw == 2 ? max(clampv(o2, a.nvec), um) : um;
 	int done = v0;
 	const int g8 = lane >> 2, q4 = lane & 3;
 
-	/* tile t's last vector is scattered: multiply, zero own rows, flush a finished segment */
-	auto complete = [&]() {
-		if (t & 1) {
-			if (t > t0)
-				x_store<NT>(xs1, xb + NT * TK, tid);
-		} else {
-			if (t > t0)
-				x_store<NT>(xs0, xb, tid);
-		}
-		__syncthreads();
-		if (t + 2 < t1) { /* two tiles ahead: a whole tile of work hides the load */
-			int j2 = jc + 2;
-			j2 -= j2 >= a.tiles_k ? a.tiles_k : 0;
-			j2 -= j2 >= a.tiles_k ? a.tiles_k : 0;
-			if (t & 1)
-				x_load<NT>(xs1, a, nb, j2, tid);
-			else
-				x_load<NT>(xs0, a, nb, j2, tid);
-		}
-		uint16_t *dt = dense + (t & 1) * TM * TK;
-		const uint16_t *xt = xb + (t & 1) * NT * TK;
-		if (tv_end > tv_start) {
+	/* X of the current unit, in registers until complete() stores it */
+	xstage<NT> xs[U];
+	x_load<NT>(xs[0], a, nb, jc, tid);
+	if (U == 2 && uw == 2)
+		x_load<NT>(xs[U - 1], a, nb, jc + 1, tid);
+
+	const int wrow = KS ? (warp & 3) * 32 : warp * 16 * MF; /* first row of this warp's fragments */
+	auto mma_tile = [&](const uint16_t *dt, const uint16_t *xt) {
 #pragma unroll
-			for (int s = 0; s < 4; s++) {
-				unsigned af[MF][4];
+		for (int s = 0; s < 4; s++) {
+			unsigned af[MW][4];
 #pragma unroll
-				for (int mf = 0; mf < MF; mf++) {
-					int row = warp * 16 * MF + mf * 16 + (lane & 15), ch = 2 * s + (lane >> 4);
-					unsigned addr = smem_u32(dt + row * TK + ((ch ^ (row & 7)) * 8));
-					asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-						     : "=r"(af[mf][0]), "=r"(af[mf][1]), "=r"(af[mf][2]), "=r"(af[mf][3])
-						     : "r"(addr));
-				}
-				if (NF == 1) {
-					unsigned bf[2];
-					int nr = lane & 7, ch = 2 * s + ((lane >> 3) & 1);
+			for (int mf = 0; mf < MW; mf++) {
+				int row = wrow + mf * 16 + (lane & 15), ch = 2 * s + (lane >> 4);
+				unsigned addr = smem_u32(dt + row * TK + ((ch ^ (row & 7)) * 8));
+				asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+					     : "=r"(af[mf][0]), "=r"(af[mf][1]), "=r"(af[mf][2]), "=r"(af[mf][3])
+					     : "r"(addr));
+			}
+			if (NF == 1) {
+				unsigned bf[2];
+				int nr = lane & 7, ch = 2 * s + ((lane >> 3) & 1);
+				unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
+				asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+					     : "=r"(bf[0]), "=r"(bf[1])
+					     : "r"(addr));
+#pragma unroll
+				for (int mf = 0; mf < MW; mf++)
+					mma16816<BF>(acc[mf][0], af[mf], bf);
+			} else {
+#pragma unroll
+				for (int f = 0; f < NF; f += 2) {
+					unsigned bf[4];
+					int nr = (f + (lane >> 4)) * 8 + (lane & 7), ch = 2 * s + ((lane >> 3) & 1);
 					unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
-					asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-						     : "=r"(bf[0]), "=r"(bf[1])
+					asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+						     : "=r"(bf[0]), "=r"(bf[1]), "=r"(bf[2]), "=r"(bf[3])
 						     : "r"(addr));
 #pragma unroll
-					for (int mf = 0; mf < MF; mf++)
-						mma16816<BF>(acc[mf][0], af[mf], bf);
-				} else {
-#pragma unroll
-					for (int f = 0; f < NF; f += 2) {
-						unsigned bf[4];
-						int nr = (f + (lane >> 4)) * 8 + (lane & 7), ch = 2 * s + ((lane >> 3) & 1);
-						unsigned addr = smem_u32(xt + nr * TK + ((ch ^ (nr & 7)) * 8));
-						asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-							     : "=r"(bf[0]), "=r"(bf[1]), "=r"(bf[2]), "=r"(bf[3])
-							     : "r"(addr));
-#pragma unroll
-						for (int mf = 0; mf < MF; mf++) {
-							mma16816<BF>(acc[mf][f], af[mf], bf);
-							mma16816<BF>(acc[mf][f + 1], af[mf], bf + 2);
-						}
+					for (int mf = 0; mf < MW; mf++) {
+						mma16816<BF>(acc[mf][f], af[mf], bf);
+						mma16816<BF>(acc[mf][f + 1], af[mf], bf + 2);
 					}
 				}
 			}
-			__syncwarp();
-			/* zero this warp's 32 rows (4 KB) for the tile after next */
-			uint4 *zr = (uint4 *)(dt + warp * 16 * MF * TK);
-#pragma unroll
-			for (int u = 0; u < 4 * MF; u++)
-				zr[u * 32 + lane] = make_uint4(0, 0, 0, 0);
 		}
-		const int j = jc;
-		if (j == a.tiles_k - 1 || t + 1 == t1) {
+		__syncwarp();
+		uint4 *zr = (uint4 *)(dt + wrow * TK); /* zero this warp's rows for the unit after next */
+#pragma unroll
+		for (int u = 0; u < 4 * MW; u++)
+			zr[u * 32 + lane] = make_uint4(0, 0, 0, 0);
+	};
+
+	/* the unit's last vector is scattered: store X, one barrier, multiply, flush a finished segment, advance */
+	auto complete = [&]() {
+		uint16_t *dt = dense + par * U * TM * TK;
+		uint16_t *xt = xb + par * U * NT * TK;
+		x_store<NT>(xs[0], xt, tid);
+		if (U == 2 && uw == 2)
+			x_store<NT>(xs[U - 1], xt + NT * TK, tid);
+		__syncthreads();
+		/* next unit's geometry and X (loads in flight during this unit's multiply) */
+		const int tn = t + uw;
+		int jn = jc + uw, in = ic;
+		if (jn == a.tiles_k) {
+			jn = 0;
+			in++;
+		}
+		const int uwn = (U == 2 && tn + 1 < t1 && jn + 1 < a.tiles_k) ? 2 : 1;
+		if (tn < t1) {
+			x_load<NT>(xs[0], a, nb, jn, tid);
+			if (U == 2 && uwn == 2)
+				x_load<NT>(xs[U - 1], a, nb, jn + 1, tid);
+		}
+		if (KS) {
+			const int h = warp >> 2;
+			if (h == 0 ? um > us : ue > um)
+				mma_tile(dt + h * TM * TK, xt + h * NT * TK);
+		} else {
+			if (um > us)
+				mma_tile(dt, xt);
+			if (U == 2 && ue > um)
+				mma_tile(dt + TM * TK, xt + NT * TK);
+		}
+		const int j = jc + uw - 1;
+		if (j == a.tiles_k - 1 || t + uw == t1) {
 			const int i = ic;
-			const int mb = i * TM + warp * 16 * MF;
+			const int mb = i * TM + wrow;
+			if (KS) { /* add warps 4-7's sums to warps 0-3's through this unit's dense slot, then re-zero it */
+				constexpr int SW = MW * NF * 4 * 32; /* floats per warp */
+				float *scr = (float *)dt;
+				__syncthreads();
+				if (warp >= 4) {
+#pragma unroll
+					for (int mf = 0; mf < MW; mf++)
+#pragma unroll
+						for (int f = 0; f < NF; f++)
+#pragma unroll
+							for (int e = 0; e < 4; e++)
+								scr[(warp & 3) * SW + ((mf * NF + f) * 4 + e) * 32 + lane] = acc[mf][f][e];
+				}
+				__syncthreads();
+				if (warp < 4) {
+#pragma unroll
+					for (int mf = 0; mf < MW; mf++)
+#pragma unroll
+						for (int f = 0; f < NF; f++)
+#pragma unroll
+							for (int e = 0; e < 4; e++)
+								acc[mf][f][e] += scr[warp * SW + ((mf * NF + f) * 4 + e) * 32 + lane];
+				}
+				__syncthreads();
+				for (int q = tid; q < 4 * SW / 4; q += THREADS)
+					((uint4 *)scr)[q] = make_uint4(0, 0, 0, 0);
+			}
 			if (seg_j0 == 0 && j == a.tiles_k - 1) {
+				if (!KS || warp < 4) { /* KS: warps 4-7 handed their sums to warps 0-3 */
 #pragma unroll
-				for (int mf = 0; mf < MF; mf++)
+					for (int mf = 0; mf < MW; mf++)
 #pragma unroll
-					for (int f = 0; f < NF; f++)
+						for (int f = 0; f < NF; f++)
 #pragma unroll
-						for (int e = 0; e < 4; e++) {
-							int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
-							if (m < a.m && n < a.n)
-								a.y[(size_t)n * a.m + m] = f32_to_out<BF>(acc[mf][f][e]);
-						}
+							for (int e = 0; e < 4; e++) {
+								int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
+								if (m < a.m && n < a.n)
+									a.y[(size_t)n * a.m + m] = f32_to_out<BF>(acc[mf][f][e]);
+							}
+				}
 			} else {
+				if (!KS || warp < 4) {
 #pragma unroll
-				for (int mf = 0; mf < MF; mf++)
+					for (int mf = 0; mf < MW; mf++)
 #pragma unroll
-					for (int f = 0; f < NF; f++)
+						for (int f = 0; f < NF; f++)
 #pragma unroll
-						for (int e = 0; e < 4; e++) {
-							int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
-							if (m < a.m && n < a.n)
-								atomicAdd(a.ws + (size_t)n * a.mpad + m, acc[mf][f][e]);
-						}
+							for (int e = 0; e < 4; e++) {
+								int m = mb + mf * 16 + g8 + 8 * (e >> 1), n = nb + f * 8 + 2 * q4 + (e & 1);
+								if (m < a.m && n < a.n)
+									atomicAdd(a.ws + (size_t)n * a.mpad + m, acc[mf][f][e]);
+							}
+				}
 				__threadfence();
 				__syncthreads();
 				if (tid == 0) {
@@ -337,7 +393,7 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS, NT <= 32 ? 
 				}
 			}
 #pragma unroll
-			for (int mf = 0; mf < MF; mf++)
+			for (int mf = 0; mf < MW; mf++)
 #pragma unroll
 				for (int f = 0; f < NF; f++)
 #pragma unroll
@@ -345,54 +401,52 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS, NT <= 32 ? 
 						acc[mf][f][e] = 0.0f;
 			seg_j0 = 0;
 		}
-		t++;
-		if (++jc == a.tiles_k) {
-			jc = 0;
-			ic++;
-		}
-		tv_start = tv_end;
-		if (t < t1) {
-			tv_end = max(clampv(off_a, a.nvec), tv_start);
-			off_a = off_b;
-			off_b = __ldg(a.off + min(t + 3, t1));
+		/* advance to the next unit */
+		if (uw == 2) {
+			o1 = o3;
+			o2 = o4;
+			o3 = __ldg(a.off + min(tn + 3, t1));
+			o4 = __ldg(a.off + min(tn + 4, t1));
 		} else {
-			tv_end = 0x7fffffff;
+			o1 = o2;
+			o2 = o3;
+			o3 = o4;
+			o4 = __ldg(a.off + min(tn + 4, t1));
+		}
+		t = tn;
+		jc = jn;
+		ic = in;
+		uw = uwn;
+		par ^= 1;
+		us = ue;
+		if (t < t1) {
+			um = max(clampv(o1, a.nvec), us);
+			ue = uw == 2 ? max(clampv(o2, a.nvec), um) : um;
+		} else {
+			um = ue = 0x7fffffff;
 		}
 	};
 
 	for (int c = 0; c < nch; c++) {
-		cp_wait<RING - 1>();
+		cp_wait<RN - 1>();
 		const int cv0 = v0 + c * CHUNK_V, cv1 = min(cv0 + CHUNK_V, v1);
-		uint4 w[VPT];
-#pragma unroll
-		for (int q = 0; q < VPT; q++) {
-			int g = cv0 + q * THREADS + tid;
-			w[q] = g < cv1 ? ring[(c % RING) * CHUNK_V + q * THREADS + tid] : make_uint4(0, 0, 0, 0);
-		}
+		const int g = cv0 + tid;
+		const uint4 w = g < cv1 ? ring[(c % RN) * CHUNK_V + tid] : make_uint4(0, 0, 0, 0);
 		for (;;) {
-			const int lim = min(tv_end, cv1);
-			uint16_t *dt = dense + (t & 1) * TM * TK;
-#pragma unroll
-			for (int q = 0; q < VPT; q++) {
-				int g = cv0 + q * THREADS + tid;
-				if (g >= done && g < lim)
-					scatter4(dt, w[q]);
-			}
+			const int lim = min(ue, cv1);
+			if (g >= done && g < lim)
+				scatter4(dense + (par * U + (U == 2 && g >= um ? 1 : 0)) * TM * TK, w);
 			done = lim;
-			if (t < t1 && tv_end <= cv1)
+			if (t < t1 && ue <= cv1)
 				complete();
 			else
 				break;
 		}
-		/* refill the slot just read (same thread wrote and read it: no barrier needed) */
-		const int cn = c + RING;
+		const int cn = c + RN;
 		if (cn < nch) {
-#pragma unroll
-			for (int q = 0; q < VPT; q++) {
-				int g = v0 + cn * CHUNK_V + q * THREADS + tid;
-				if (g < v1)
-					cp_async16(ring + (cn % RING) * CHUNK_V + q * THREADS + tid, a.vec + g, pol);
-			}
+			int gn = v0 + cn * CHUNK_V + tid;
+			if (gn < v1)
+				cp_async16(ring + (cn % RN) * CHUNK_V + tid, a.vec + gn, pol);
 		}
 		cp_commit();
 	}
@@ -405,7 +459,11 @@ template <int BF, int NT> __global__ void __launch_bounds__(THREADS, NT <= 32 ? 
 
 static int tok_tile(int64_t n) { return n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : 64; }
 
-static size_t smem_bytes(int nt) { return (size_t)RING * CHUNK_V * 16 + 2 * TM * TK * 2 + 2 * (size_t)nt * TK * 2; }
+static size_t smem_bytes(int nt)
+{
+	int u = SPMM_UNIT, rn = (nt <= 32 || u == 1) ? RING : RING / 2;
+	return (size_t)rn * CHUNK_V * 16 + 2 * (size_t)u * TM * TK * 2 + 2 * (size_t)u * nt * TK * 2;
+}
 
 static size_t align256(size_t v) { return (v + 255) & ~(size_t)255; }
 
