@@ -219,20 +219,15 @@ static void fill_tile_scan(enc_ctx *c, int64_t t, const uint64_t *masks)
 	}
 }
 
-/* the first zero loc of bank b in scan order (r, then c) that is not yet taken by a pad */
-static int bank_zero_loc(const uint64_t *masks, unsigned b, const uint32_t *taken, int ntaken)
+/* Z[b]: the first zero loc of bank b in scan order (r, then c) */
+static int bank_zero_loc(const uint64_t *masks, unsigned b)
 {
 	for (unsigned r = 0; r < TM; r++) {
 		for (unsigned h = 0; h < 2; h++) {
 			unsigned sc = 2 * b + h, x = sc ^ ((r & 7u) * 8u);
 			if (masks[r] >> x & 1u)
 				continue;
-			unsigned loc = r * 64u + sc;
-			int used = 0;
-			for (int q = 0; q < ntaken; q++)
-				used |= taken[q] == loc;
-			if (!used)
-				return (int)loc;
+			return (int)(r * 64u + sc);
 		}
 	}
 	return -1;
@@ -260,18 +255,17 @@ static void fill_tile_reorder(enc_ctx *c, int64_t t, tile_scratch *s, const uint
 			}
 		}
 	}
-	/* 2. pad into the emptiest bank (lowest index on ties), each pad on a distinct zero loc */
+	/* 2. pad into the emptiest bank (lowest index on ties), at that bank's first zero Z[b], as the reference does
+	 * (two pads of one bank share that loc: both write +0.0 onto a zero of W) */
 	uint32_t nnz = c->tile_nnz[t];
 	unsigned pad = (4u - (nnz & 3u)) & 3u;
-	uint32_t taken[3];
 	for (unsigned p = 0; p < pad; p++) {
 		unsigned best = 0;
 		for (unsigned b = 1; b < NBANK; b++)
 			if (s->cnt[b] < s->cnt[best])
 				best = b;
-		int loc = bank_zero_loc(masks, best, taken, (int)p);
-		/* cannot fail: nnz + p < 8192, so the emptiest bank has fewer than 256 entries, i.e. a free zero */
-		taken[p] = (uint32_t)loc;
+		int loc = bank_zero_loc(masks, best);
+		/* cannot fail: nnz + p < 8192, so the emptiest bank has fewer than 256 entries, i.e. a zero */
 		s->bank[best][s->cnt[best]++] = (uint32_t)loc << 16;
 	}
 	uint32_t n = nnz + pad, V = n / 4, R = V / 32, Rem = V % 32;
@@ -488,13 +482,14 @@ int fpk_tcsl_validate(const fpk_tcsl *t, const char *name, uint64_t nnz_expect)
 		return fpk_error_set(FPK_EFORMAT,
 				     "tensor '%s': tcsl_offsets[%lld] * 4 = %llu, expected the %llu entries of tcsl_values (rule R10)",
 				     name, (long long)T, (unsigned long long)o[T] * 4, (unsigned long long)t->n_entries);
-	uint64_t seen[FPK_TCSL_TILE_ELEMS / 64];
+	uint64_t seen[FPK_TCSL_TILE_ELEMS / 64], padseen[FPK_TCSL_TILE_ELEMS / 64];
 	uint64_t nnz = 0;
 	for (int64_t ti = 0; ti < T; ti++) {
 		int64_t a = (int64_t)o[ti] * 4, b = (int64_t)o[ti + 1] * 4;
 		int64_t r0 = ti / t->tiles_k * TM, c0 = ti % t->tiles_k * TK;
 		unsigned zeros = 0;
 		memset(seen, 0, sizeof(seen));
+		memset(padseen, 0, sizeof(padseen));
 		for (int64_t e = a; e < b; e++) {
 			uint32_t v = t->values[e];
 			unsigned loc = v >> 16;
@@ -503,12 +498,18 @@ int fpk_tcsl_validate(const fpk_tcsl *t, const char *name, uint64_t nnz_expect)
 				return fpk_error_set(FPK_EFORMAT,
 						     "tensor '%s': tcsl_values[%lld] (tile %lld) has loc %u, expected < 8192 (rule R11)",
 						     name, (long long)e, (long long)ti, loc);
-			if (seen[loc >> 6] >> (loc & 63) & 1u)
+			/* R12: a loc holds one non-zero, or any number of pads (+0.0 writes of the reference's Z[b]) */
+			int is_pad = (bits & 0x7fffu) == 0;
+			uint64_t bit = 1ull << (loc & 63);
+			if ((seen[loc >> 6] & bit) || (!is_pad && (padseen[loc >> 6] & bit)))
 				return fpk_error_set(FPK_EFORMAT,
 						     "tensor '%s': tcsl_values[%lld] repeats loc %u within tile %lld (rule R12)", name,
 						     (long long)e, loc, (long long)ti);
-			seen[loc >> 6] |= 1ull << (loc & 63);
-			if ((bits & 0x7fffu) == 0) {
+			if (is_pad)
+				padseen[loc >> 6] |= bit;
+			else
+				seen[loc >> 6] |= bit;
+			if (is_pad) {
 				if (++zeros > 3)
 					return fpk_error_set(FPK_EFORMAT,
 							     "tensor '%s': tile %lld holds %u zero entries, expected at most 3 pads (rule R13)",

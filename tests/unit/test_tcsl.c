@@ -134,7 +134,8 @@ static void tcsl_should_break_bank_ties_by_lowest_index(void)
 
 /* padding: 30 banks hold one entry (row 0, col 2b), banks 4 and 9 none: nnz 30 -> 2 pads, into bank 4 (loc 8)
  * then bank 9 (loc 18). Then 32 entries, one per bank, picked as in the one-per-bank case. Second case: 31 banks
- * hold two (cols 2b, 2b+1), bank 4 none: both pads go to bank 4, on distinct zeros (loc 8, then loc 9). */
+ * hold two (cols 2b, 2b+1), bank 4 none: both pads go to bank 4, both at its first zero Z[4] = loc 8, as the reference
+ * encoder does (reader rule R12 allows pads, and only pads, to share a loc). */
 static void tcsl_should_pad_into_the_emptiest_bank(void)
 {
 	uint16_t *w = zeros(128, 64);
@@ -162,14 +163,22 @@ static void tcsl_should_pad_into_the_emptiest_bank(void)
 		}
 	CHECK_OK(fpk_tcsl_encode(&t, w, 128, 64, FPK_F16, 1, 0, 1));
 	CHECK_EQ_INT(t.n_entries, 64);
-	/* L[4] = [pad 8, pad 9]; picks p < 32 pop bank p's second entry, p >= 32 bank p-32's first; p = v*16 + lane */
+	/* L[4] = [pad 8, pad 8]; picks p < 32 pop bank p's second entry, p >= 32 bank p-32's first; p = v*16 + lane */
 	for (int v = 0; v < 4; v++)
 		for (int lane = 0; lane < 16; lane++) {
 			int p = v * 16 + lane, b = p % 32, second = p < 32;
-			uint32_t e = b == 4 ? E(0, second ? 9 : 8) : second ? E(0x200 + b, 2 * b + 1) : E(0x100 + b, 2 * b);
+			uint32_t e = b == 4 ? E(0, 8) : second ? E(0x200 + b, 2 * b + 1) : E(0x100 + b, 2 * b);
 			CHECK_EQ_INT(t.values[lane * 4 + 3 - v], e);
 		}
-	CHECK_OK(fpk_tcsl_validate(&t, "w", 62));
+	CHECK_OK(fpk_tcsl_validate(&t, "w", 62)); /* two pads on loc 8 are allowed (rule R12) */
+	/* ... but a pad moved onto a non-zero's loc is not */
+	for (uint64_t e = 0; e < t.n_entries; e++) {
+		if ((t.values[e] & 0xffffu) == 0) {
+			t.values[e] = 2u << 16; /* loc 2 holds the non-zero of bank 1 */
+			break;
+		}
+	}
+	CHECK_ERR(fpk_tcsl_validate(&t, "w", 62), FPK_EFORMAT, "(rule R12)");
 	fpk_tcsl_release(&t);
 	free(w);
 }
@@ -237,7 +246,6 @@ static uint32_t *model_encode(const uint16_t *w, int64_t m, int64_t k, int reord
 					int loc = r * 64 + (c ^ ((r & 7) * 8)), b = (loc % 64) / 2;
 					L[b][cnt[b]++] = E(bits[r][c], loc);
 				}
-		int used[3], nu = 0;
 		for (int p = 0; p < pad; p++) {
 			int b = 0;
 			for (int q = 1; q < 32; q++)
@@ -249,13 +257,8 @@ static uint32_t *model_encode(const uint16_t *w, int64_t m, int64_t k, int reord
 					int l = r * 64 + (c ^ ((r & 7) * 8));
 					if ((l % 64) / 2 != b || (bits[r][c] & 0x7fff))
 						continue;
-					int dup = 0;
-					for (int u = 0; u < nu; u++)
-						dup |= used[u] == l;
-					if (!dup)
-						loc = l;
+					loc = l; /* Z[b]: the bank's first zero, the same for every pad of the bank */
 				}
-			used[nu++] = loc;
 			L[b][cnt[b]++] = E(0, loc);
 		}
 		int V = (nnz + pad) / 4, R = V / 32, Rem = V % 32;
