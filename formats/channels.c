@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,7 @@ static int check_row(const cJSON *row, int d, const char *name, const char *key,
 	const cJSON *e;
 	cJSON_ArrayForEach(e, row)
 	{
-		if (!cJSON_IsNumber(e) || e->valuedouble != (double)(long long)e->valuedouble)
+		if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || floor(e->valuedouble) != e->valuedouble)
 			return fpk_error_set(FPK_EFORMAT, "channel config '%s': rule C5: key '%s' row %d entry %d is not an integer",
 				name, key, r, j);
 		double v = e->valuedouble;
