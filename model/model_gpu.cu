@@ -106,21 +106,21 @@ static __global__ void k_add(float *x, const float *y, size_t n)
 		x[i] += y[i];
 }
 
-/* rotate-half RoPE in place on (rows, heads*d); row r has position pos0 + r % T */
-static __global__ void k_rope(float *x, const float *inv_freq, size_t rows, int heads, int d, int T, int pos0)
+/* rotate-half RoPE in place on (rows, heads*d); row r has position pos0 + r % T; one block per row (32-bit index
+ * arithmetic inside the row: the former one-thread-per-pair version spent most of its time in 64-bit divisions) */
+static __global__ void k_rope(float *x, const float *inv_freq, int heads, int d, int T, int pos0)
 {
-	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-	int half = d / 2;
-	if (i >= rows * heads * half)
-		return;
-	int j = (int)(i % half);
-	size_t rh = i / half;
-	size_t r = rh / heads;
-	float *v = x + rh * d;
-	float a = (float)(pos0 + (int)(r % T)) * inv_freq[j];
-	float cs = cosf(a), sn = sinf(a), x1 = v[j], x2 = v[j + half];
-	v[j] = x1 * cs - x2 * sn;
-	v[j + half] = x2 * cs + x1 * sn;
+	int half = d / 2, n = heads * half;
+	float p = (float)(pos0 + (int)(blockIdx.x % (unsigned)T));
+	float *xr = x + (size_t)blockIdx.x * heads * d;
+	for (int e = threadIdx.x; e < n; e += blockDim.x) {
+		int h = e / half, j = e - h * half;
+		float *v = xr + (size_t)h * d;
+		float a = p * inv_freq[j];
+		float cs = cosf(a), sn = sinf(a), x1 = v[j], x2 = v[j + half];
+		v[j] = x1 * cs - x2 * sn;
+		v[j + half] = x2 * cs + x1 * sn;
+	}
 }
 
 enum { ACT_SILU, ACT_RELU, ACT_GELU, ACT_GELU_TANH };
@@ -191,23 +191,49 @@ static __global__ void k_softmax(float *S, int Tq, int L, int pos0)
 		s[i] = i < valid ? s[i] * inv : 0.0f;
 }
 
-/* calibration sums, one thread per (head, channel) column, rows in order (deterministic):
- * mode 0: acc[c] += |a[r, c]|; mode 1 (qk): acc[h*d+c] += |a[r, h*d+c] * b[r, (h/grp)*d+c]| */
-static __global__ void k_colsum(double *acc, const float *a, const float *b, size_t rows, int cols, int bcols, int d,
-	int grp)
+/* calibration sums over the whole GPU, deterministic (fixed order everywhere, no atomics):
+ * pass 1 (k_colsum_part): block (blockIdx.x, blockIdx.y) = 32 columns x one segment of rows; thread (tx, ty) sums
+ * rows seg0 + ty, seg0 + ty + CS_TY, ... of column c in double, the CS_TY partials are added in ty order and written
+ * to part[seg * cols + c]; pass 2 (k_colsum_fin): acc[c] += sum of part[seg * cols + c] over seg in order.
+ * mode 0: |a[r, c]|; mode 1 (qk): |a[r, h*d+c] * b[r, (h/grp)*d+c]| */
+#define CS_TX 32
+#define CS_TY 8
+#define CS_SEG_MAX 64
+static __global__ void k_colsum_part(double *part, const float *a, const float *b, size_t rows, size_t seg_rows,
+	int cols, int bcols, int d, int grp)
+{
+	__shared__ double sh[CS_TY][CS_TX];
+	int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * CS_TX + tx;
+	size_t r0 = (size_t)blockIdx.y * seg_rows, r1 = r0 + seg_rows < rows ? r0 + seg_rows : rows;
+	double s = 0;
+	if (c < cols) {
+		if (!b) {
+			for (size_t r = r0 + ty; r < r1; r += CS_TY)
+				s += fabsf(a[r * cols + c]);
+		} else {
+			int h = c / d, j = c % d, bc = (h / grp) * d + j;
+			for (size_t r = r0 + ty; r < r1; r += CS_TY)
+				s += fabsf(a[r * cols + c] * b[r * bcols + bc]);
+		}
+	}
+	sh[ty][tx] = s;
+	__syncthreads();
+	if (ty == 0 && c < cols) {
+		double t = sh[0][tx];
+		for (int i = 1; i < CS_TY; i++)
+			t += sh[i][tx];
+		part[(size_t)blockIdx.y * cols + c] = t;
+	}
+}
+
+static __global__ void k_colsum_fin(double *acc, const double *part, int nseg, int cols)
 {
 	int c = blockIdx.x * blockDim.x + threadIdx.x;
 	if (c >= cols)
 		return;
 	double s = 0;
-	if (!b) {
-		for (size_t r = 0; r < rows; r++)
-			s += fabsf(a[r * cols + c]);
-	} else {
-		int h = c / d, j = c % d, bc = (h / grp) * d + j;
-		for (size_t r = 0; r < rows; r++)
-			s += fabsf(a[r * cols + c] * b[r * bcols + bc]);
-	}
+	for (int i = 0; i < nseg; i++)
+		s += part[(size_t)i * cols + c];
 	acc[c] += s;
 }
 
@@ -238,6 +264,7 @@ typedef struct gctx {
 	size_t S_cap;
 	void *stage;     /* pinned host staging for one matrix */
 	size_t stage_cap;
+	double *part;    /* colsum partials: CS_SEG_MAX * max(q_dim, kv_dim) */
 	cudaEvent_t ev[8];
 	double t_upload, t_linear, t_attn, t_total;
 } gctx;
@@ -334,6 +361,8 @@ static void gctx_free(gctx *g)
 			cudaFree(bufs[i]);
 	if (g->xh)
 		cudaFree(g->xh);
+	if (g->part)
+		cudaFree(g->part);
 	if (g->stage)
 		cudaFreeHost(g->stage);
 	for (int i = 0; i < 8; i++)
@@ -373,6 +402,7 @@ static int gctx_init(gctx *g, const fpk_model *m, size_t rows_cap, size_t S_cap,
 	CK(cudaMalloc(&g->h1, rows_cap * I * sizeof(float)));
 	CK(cudaMalloc(&g->h2, rows_cap * I * sizeof(float)));
 	CK(cudaMalloc(&g->S, S_cap * sizeof(float)));
+	CK(cudaMalloc(&g->part, (size_t)CS_SEG_MAX * (m->q_dim > m->kv_dim ? m->q_dim : m->kv_dim) * sizeof(double)));
 	if (m->inv_freq) {
 		CK(cudaMalloc(&g->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float)));
 		CK(cudaMemcpy(g->inv_freq, m->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float), cudaMemcpyHostToDevice));
@@ -415,6 +445,27 @@ done:
 	return rc;
 }
 
+/* acc[cols] += column sums of |a| or |a * b (GQA-expanded)| over rows (see k_colsum_part) */
+static int colsum(gctx *g, double *acc, const float *a, const float *b, size_t rows, int cols, int bcols, int d,
+	int grp)
+{
+	int rc = 0;
+	/* segments of at least 256 rows, at most CS_SEG_MAX: with 4096 columns and 16,384 rows, 128 x 64 blocks */
+	size_t nseg = (rows + 255) / 256;
+	if (nseg > CS_SEG_MAX)
+		nseg = CS_SEG_MAX;
+	if (nseg < 1)
+		nseg = 1;
+	size_t seg_rows = (rows + nseg - 1) / nseg;
+	dim3 grid((unsigned)((cols + CS_TX - 1) / CS_TX), (unsigned)nseg), blk(CS_TX, CS_TY);
+	k_colsum_part<<<grid, blk>>>(g->part, a, b, rows, seg_rows, cols, bcols, d, grp);
+	KCHECK();
+	k_colsum_fin<<<nblk((size_t)cols), 256>>>(acc, g->part, (int)nseg, cols);
+	KCHECK();
+done:
+	return rc;
+}
+
 /* sums: per mode (NULL when not wanted) device accumulators (heads(m) * d) for this layer */
 typedef struct gsums {
 	double *d[FPK_CH_MODES];
@@ -446,22 +497,22 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		goto done;
 	CK(cudaEventRecord(g->ev[1]));
 	if (sums && sums->d[FPK_CH_Q]) {
-		k_colsum<<<nblk(m->q_dim), 256>>>(sums->d[FPK_CH_Q], g->q, NULL, rows, m->q_dim, 0, d, 1);
-		KCHECK();
+		if ((rc = colsum(g, sums->d[FPK_CH_Q], g->q, NULL, rows, m->q_dim, 0, d, 1)))
+			goto done;
 	}
 	if (sums && sums->d[FPK_CH_K]) {
-		k_colsum<<<nblk(m->kv_dim), 256>>>(sums->d[FPK_CH_K], k, NULL, rows, m->kv_dim, 0, d, 1);
-		KCHECK();
+		if ((rc = colsum(g, sums->d[FPK_CH_K], k, NULL, rows, m->kv_dim, 0, d, 1)))
+			goto done;
 	}
 	if (!opt) {
-		k_rope<<<nblk(rows * nh * (d / 2)), 256>>>(g->q, g->inv_freq, rows, nh, d, Tq, pos0);
+		k_rope<<<(unsigned)rows, 256>>>(g->q, g->inv_freq, nh, d, Tq, pos0);
 		KCHECK();
-		k_rope<<<nblk(rows * c->n_kv_heads * (d / 2)), 256>>>(k, g->inv_freq, rows, c->n_kv_heads, d, Tq, pos0);
+		k_rope<<<(unsigned)rows, 256>>>(k, g->inv_freq, c->n_kv_heads, d, Tq, pos0);
 		KCHECK();
 	}
 	if (sums && sums->d[FPK_CH_QK]) {
-		k_colsum<<<nblk(m->q_dim), 256>>>(sums->d[FPK_CH_QK], g->q, k, rows, m->q_dim, m->kv_dim, d, grp);
-		KCHECK();
+		if ((rc = colsum(g, sums->d[FPK_CH_QK], g->q, k, rows, m->q_dim, m->kv_dim, d, grp)))
+			goto done;
 	}
 	/* attention per head, batched over blocks: S (nb, Tq, L) */
 	if ((size_t)nb * Tq * L > g->S_cap) {
@@ -544,6 +595,15 @@ static int embed_host(const fpk_model *m, const int *tokens, size_t rows, int T,
 	return 0;
 }
 
+/* x[r] = emb[tok[r]] (rows x H); one block per row */
+static __global__ void k_gather(float *x, const float *emb, const int *tok, int H)
+{
+	const float *src = emb + (size_t)tok[blockIdx.x] * H;
+	float *dst = x + (size_t)blockIdx.x * H;
+	for (int i = threadIdx.x; i < H; i += blockDim.x)
+		dst[i] = src[i];
+}
+
 extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
 	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud)
 {
@@ -551,7 +611,8 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 	const fpk_model_config *c = &m->cfg;
 	gctx g;
 	glayer w;
-	float *dx = NULL, *kc = NULL, *vc = NULL, *hx = NULL;
+	float *dx = NULL, *kc = NULL, *vc = NULL, *hx = NULL, *demb = NULL;
+	int *dtok = NULL;
 	double *dsum[FPK_CH_MODES] = {NULL, NULL, NULL}, *hsum = NULL;
 	size_t rows = (size_t)nb * len, H = c->hidden;
 	memset(&g, 0, sizeof(g));
@@ -567,14 +628,34 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		return fpk_error_set(FPK_EGPU, "no CUDA device is visible");
 	if ((rc = gctx_init(&g, m, (size_t)cbk * len, (size_t)cbk * len * len, half)))
 		return rc;
-	if (!(hx = (float *)malloc(rows * H * sizeof(float)))) {
-		rc = fpk_error_set(FPK_EIO, "out of memory");
-		goto done;
-	}
-	if ((rc = embed_host(m, tokens, rows, len, 0, hx)))
-		goto done;
 	CK(cudaMalloc(&dx, rows * H * sizeof(float)));
-	CK(cudaMemcpy(dx, hx, rows * H * sizeof(float), cudaMemcpyHostToDevice));
+	if (m->pos_embed || m->proj_in) { /* embeddings on the host (OPT positions; project_in is refused there) */
+		if (!(hx = (float *)malloc(rows * H * sizeof(float)))) {
+			rc = fpk_error_set(FPK_EIO, "out of memory");
+			goto done;
+		}
+		if ((rc = embed_host(m, tokens, rows, len, 0, hx)))
+			goto done;
+		CK(cudaMemcpy(dx, hx, rows * H * sizeof(float), cudaMemcpyHostToDevice));
+	} else { /* upload the table (vocab x hidden) and the ids, gather on the GPU: far fewer bytes than rows x hidden */
+		for (size_t r = 0; r < rows; r++)
+			if (tokens[r] < 0 || tokens[r] >= c->vocab) {
+				rc = fpk_error_set(FPK_EFORMAT, "token id %d is outside the model's vocabulary (%d)", tokens[r],
+					c->vocab);
+				goto done;
+			}
+		CK(cudaMalloc(&demb, (size_t)c->vocab * H * sizeof(float)));
+		CK(cudaMalloc(&dtok, rows * sizeof(int)));
+		CK(cudaMemcpy(demb, m->embed, (size_t)c->vocab * H * sizeof(float), cudaMemcpyHostToDevice));
+		CK(cudaMemcpy(dtok, tokens, rows * sizeof(int), cudaMemcpyHostToDevice));
+		k_gather<<<(unsigned)rows, 256>>>(dx, demb, dtok, (int)H);
+		KCHECK();
+		CK(cudaDeviceSynchronize());
+		cudaFree(demb);
+		cudaFree(dtok);
+		demb = NULL;
+		dtok = NULL;
+	}
 	CK(cudaMalloc(&kc, (size_t)cbk * len * m->kv_dim * sizeof(float)));
 	CK(cudaMalloc(&vc, (size_t)cbk * len * m->kv_dim * sizeof(float)));
 	for (int k = 0; k < FPK_CH_MODES; k++)
@@ -631,6 +712,10 @@ done:
 		cudaFree(kc);
 	if (vc)
 		cudaFree(vc);
+	if (demb)
+		cudaFree(demb);
+	if (dtok)
+		cudaFree(dtok);
 	free(hx);
 	free(hsum);
 	glayer_free(&w);
