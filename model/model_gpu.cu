@@ -11,6 +11,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,8 +313,26 @@ static int cvt_chunk(void *vc, size_t i, int tid)
 	return 0;
 }
 
-/* allocate (once) and upload layer l: from the fp32 host copy, or (lazy model) straight from the mapped file */
-static int glayer_upload(gctx *g, glayer *w, int l)
+typedef struct mcp_ctx {
+	uint8_t *dst;
+	const uint8_t *src;
+	size_t n;
+} mcp_ctx;
+
+/* one 4 MiB piece of a parallel copy (the reads fault the mapped file in from several threads) */
+static int mcp_chunk(void *vc, size_t i, int tid)
+{
+	(void)tid;
+	const mcp_ctx *c = (const mcp_ctx *)vc;
+	size_t b = i << 22, e = b + ((size_t)1 << 22) < c->n ? b + ((size_t)1 << 22) : c->n;
+	memcpy(c->dst + b, c->src + b, e - b);
+	return 0;
+}
+
+/* allocate (once) and upload layer l: from the fp32 host copy, or (lazy model) straight from the mapped file.
+ * cs != 0 (the prefetch thread): every copy goes through the pinned staging buffer with cudaMemcpyAsync on cs
+ * (a non-blocking stream, so it overlaps the compute on the default stream), synchronized on cs only. */
+static int glayer_upload(gctx *g, glayer *w, int l, cudaStream_t cs)
 {
 	int rc = 0;
 	const fpk_model *m = g->m;
@@ -331,7 +351,27 @@ static int glayer_upload(gctx *g, glayer *w, int l)
 		size_t es = half ? 2 : 4, bytes = n[j] * es;
 		if (!w->p[j])
 			CK(cudaMalloc(&w->p[j], bytes));
-		if (host[j] && !half) {
+		if (cs && ((host[j] && !half) || (t && half && t->dtype == FPK_F16))) {
+			const uint8_t *src = host[j] && !half ? (const uint8_t *)host[j] : (const uint8_t *)t->data;
+			size_t piece = (size_t)64 << 20;
+			if (g->stage_cap < piece) {
+				if (g->stage)
+					cudaFreeHost(g->stage);
+				g->stage = NULL;
+				g->stage_cap = 0;
+				CK(cudaMallocHost(&g->stage, piece));
+				g->stage_cap = piece;
+			}
+			piece = g->stage_cap;
+			for (size_t off = 0; off < bytes; off += piece) {
+				size_t nb = bytes - off < piece ? bytes - off : piece;
+				mcp_ctx mc = {(uint8_t *)g->stage, src + off, nb};
+				if ((rc = fpk_parallel_for((nb + ((size_t)1 << 22) - 1) >> 22, m->threads, mcp_chunk, &mc)))
+					goto done;
+				CK(cudaMemcpyAsync((uint8_t *)w->p[j] + off, g->stage, nb, cudaMemcpyHostToDevice, cs));
+				CK(cudaStreamSynchronize(cs));
+			}
+		} else if (host[j] && !half) {
 			CK(cudaMemcpy(w->p[j], host[j], bytes, cudaMemcpyHostToDevice));
 		} else if (t && half && t->dtype == FPK_F16) {
 			CK(cudaMemcpy(w->p[j], t->data, bytes, cudaMemcpyHostToDevice)); /* raw file bytes */
@@ -346,7 +386,12 @@ static int glayer_upload(gctx *g, glayer *w, int l)
 			cvt_ctx cc = {t, host[j], g->stage, half, n[j]};
 			if ((rc = fpk_parallel_for((n[j] + ((size_t)1 << 18) - 1) >> 18, m->threads, cvt_chunk, &cc)))
 				goto done;
-			CK(cudaMemcpy(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice));
+			if (cs) {
+				CK(cudaMemcpyAsync(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice, cs));
+				CK(cudaStreamSynchronize(cs));
+			} else {
+				CK(cudaMemcpy(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice));
+			}
 		}
 	}
 done:
@@ -595,6 +640,24 @@ static int embed_host(const fpk_model *m, const int *tokens, size_t rows, int T,
 	return 0;
 }
 
+/* the weight prefetch thread's work: upload layer l into w on cs; the error message is per thread: kept in msg */
+typedef struct upload_job_t {
+	gctx *g;
+	glayer *w;
+	int l, rc;
+	cudaStream_t cs;
+	char msg[512];
+} upload_job_t;
+
+static void *upload_job(void *p)
+{
+	upload_job_t *j = (upload_job_t *)p;
+	j->rc = glayer_upload(j->g, j->w, j->l, j->cs);
+	if (j->rc)
+		snprintf(j->msg, sizeof(j->msg), "%s", fpk_error_msg());
+	return NULL;
+}
+
 /* x[r] = emb[tok[r]] (rows x H); one block per row */
 static __global__ void k_gather(float *x, const float *emb, const int *tok, int H)
 {
@@ -610,13 +673,18 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 	int rc = 0;
 	const fpk_model_config *c = &m->cfg;
 	gctx g;
-	glayer w;
+	glayer w[2];
+	cudaStream_t cs = NULL;
+	pthread_t th;
+	int th_on = 0;
+	upload_job_t job;
 	float *dx = NULL, *kc = NULL, *vc = NULL, *hx = NULL, *demb = NULL;
 	int *dtok = NULL;
 	double *dsum[FPK_CH_MODES] = {NULL, NULL, NULL}, *hsum = NULL;
 	size_t rows = (size_t)nb * len, H = c->hidden;
 	memset(&g, 0, sizeof(g));
-	memset(&w, 0, sizeof(w));
+	memset(w, 0, sizeof(w));
+	memset(&job, 0, sizeof(job));
 	/* blocks per chunk: activations of cbk blocks at a time; the hidden states of all blocks stay resident */
 	int cbk = (int)(16384 / len);
 	if (cbk < 1)
@@ -665,12 +733,35 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		rc = fpk_error_set(FPK_EIO, "out of memory");
 		goto done;
 	}
+	/* weights: layer 0 here, layer l + 1 read and copied by a thread on the non-blocking stream cs while layer l
+	 * computes on the default stream (two device weight sets, alternating) */
+	CK(cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking));
 	for (int l = 0; l < c->n_layers; l++) {
+		glayer *wl = &w[l & 1];
 		t0 = fpk_now_s();
-		if ((rc = glayer_upload(&g, &w, l)))
+		if (l == 0) {
+			rc = glayer_upload(&g, wl, 0, cs);
+		} else {
+			pthread_join(th, NULL);
+			th_on = 0;
+			if ((rc = job.rc))
+				fpk_error_set(rc, "%s", job.msg);
+		}
+		if (rc)
 			goto done;
-		CK(cudaDeviceSynchronize());
 		t_up += fpk_now_s() - t0;
+		if (l + 1 < c->n_layers) {
+			job.g = &g;
+			job.w = &w[(l + 1) & 1];
+			job.l = l + 1;
+			job.cs = cs;
+			job.rc = 0;
+			if (pthread_create(&th, NULL, upload_job, &job)) {
+				rc = fpk_error_set(FPK_EIO, "cannot start the weight prefetch thread");
+				goto done;
+			}
+			th_on = 1;
+		}
 		t0 = fpk_now_s();
 		gsums gs;
 		for (int k = 0; k < FPK_CH_MODES; k++) {
@@ -680,10 +771,10 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		}
 		for (int b0 = 0; b0 < nb; b0 += cbk) {
 			int n = nb - b0 < cbk ? nb - b0 : cbk;
-			if ((rc = run_layer(&g, &w, dx + (size_t)b0 * len * H, n, len, 0, kc, vc, len, &gs)))
+			if ((rc = run_layer(&g, wl, dx + (size_t)b0 * len * H, n, len, 0, kc, vc, len, &gs)))
 				goto done;
 		}
-		CK(cudaDeviceSynchronize());
+		CK(cudaStreamSynchronize(0));
 		t_run += fpk_now_s() - t0;
 		for (int k = 0; k < FPK_CH_MODES; k++) {
 			if (!dsum[k])
@@ -703,6 +794,10 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		timing[3] = t_run - g.t_linear - g.t_attn;
 	}
 done:
+	if (th_on)
+		pthread_join(th, NULL);
+	if (cs)
+		cudaStreamDestroy(cs);
 	for (int k = 0; k < FPK_CH_MODES; k++)
 		if (dsum[k])
 			cudaFree(dsum[k]);
@@ -718,7 +813,8 @@ done:
 		cudaFree(dtok);
 	free(hx);
 	free(hsum);
-	glayer_free(&w);
+	glayer_free(&w[0]);
+	glayer_free(&w[1]);
 	gctx_free(&g);
 	return rc;
 }
@@ -754,7 +850,7 @@ extern "C" int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prom
 		goto done;
 	}
 	for (int l = 0; l < c->n_layers; l++)
-		if ((rc = glayer_upload(&g, &ws[l], l)))
+		if ((rc = glayer_upload(&g, &ws[l], l, 0)))
 			goto done;
 	CK(cudaMalloc(&dx, (size_t)n_prompt * H * sizeof(float)));
 	CK(cudaMalloc(&kc, (size_t)c->n_layers * steps * m->kv_dim * sizeof(float)));
