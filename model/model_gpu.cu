@@ -1,8 +1,8 @@
 /* model_gpu.cu: the engine's GPU path, fp32: cuBLAS SGEMM for the linear layers and for attention (per head,
  * batched over blocks: S = K^T Q, causal softmax kernel, O = V P), small kernels for norms, RoPE, activations,
  * residuals and the calibration statistics (double accumulators, fixed order: deterministic).
- * Calibration is layer-streamed: one decoder layer's weights on the GPU at a time, the hidden states of all blocks
- * carried from layer to layer. Generation keeps every layer resident (small models).
+ * Calibration is layer-streamed: one decoder layer's weights on the GPU at a time (the next one prefetched by a
+ * thread on a non-blocking stream), the hidden states of all blocks carried from layer to layer. Generation keeps every layer resident (small models).
  * Tested by tests/gpu/test_model_gpu.c (label gpu): llama2.c golden and CPU-vs-GPU calibration statistics. */
 #include "model_gpu.h"
 #include "channels.h"
