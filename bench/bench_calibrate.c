@@ -67,8 +67,10 @@ int main(int argc, char **argv)
 	printf("| weights read + host->GPU, layer by layer | %.2f |\n", tm[0]);
 	printf("| linear products (q/k/v/o, MLP) | %.2f |\n", tm[1]);
 	printf("| attention (scores, softmax, values) | %.2f |\n", tm[2]);
-	printf("| other GPU (norms, RoPE, statistics, embeddings upload) | %.2f |\n", tm[3] + (t_gpu - tm[0] - compute));
-	printf("| GPU forward + statistics (linear + attention + other) | %.2f |\n", t_gpu - tm[0]);
+	printf("| other GPU kernels in the layer loop (norms, RoPE, statistics, residuals) | %.2f |\n", tm[3]);
+	printf("| GPU forward + statistics, layer loop (linear + attention + other kernels) | %.2f |\n", compute);
+	printf("| setup (CUDA context, cuBLAS, buffers, embeddings to the GPU) | %.2f |\n", t_gpu - tm[0] - compute);
+	printf("| calibration call minus weights (layer loop + setup) | %.2f |\n", t_gpu - tm[0]);
 	printf("| end to end (load .. orders) | %.2f |\n", t_end);
 	printf("tokens/s: %.0f (GPU compute), %.0f (end to end)\n", n / (t_gpu - tm[0]), n / t_end);
 	printf("check: layer 0 qk head 0 channel 0 mean %.6g\n", sum[2][0] / (double)n);

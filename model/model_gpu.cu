@@ -1,8 +1,8 @@
 /* model_gpu.cu: the engine's GPU path, fp32: cuBLAS SGEMM for the linear layers and for attention (per head,
  * batched over blocks: S = K^T Q, causal softmax kernel, O = V P), small kernels for norms, RoPE, activations,
  * residuals and the calibration statistics (double accumulators, fixed order: deterministic).
- * Calibration is layer-streamed: one decoder layer's weights on the GPU at a time, the hidden states of all blocks
- * carried from layer to layer. Generation keeps every layer resident (small models).
+ * Calibration is layer-streamed: one decoder layer's weights on the GPU at a time (the next one prefetched by a
+ * thread on a non-blocking stream), the hidden states of all blocks carried from layer to layer. Generation keeps every layer resident (small models).
  * Tested by tests/gpu/test_model_gpu.c (label gpu): llama2.c golden and CPU-vs-GPU calibration statistics. */
 #include "model_gpu.h"
 #include "channels.h"
@@ -11,6 +11,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,21 +108,21 @@ static __global__ void k_add(float *x, const float *y, size_t n)
 		x[i] += y[i];
 }
 
-/* rotate-half RoPE in place on (rows, heads*d); row r has position pos0 + r % T */
-static __global__ void k_rope(float *x, const float *inv_freq, size_t rows, int heads, int d, int T, int pos0)
+/* rotate-half RoPE in place on (rows, heads*d); row r has position pos0 + r % T; one block per row (32-bit index
+ * arithmetic inside the row: the former one-thread-per-pair version spent most of its time in 64-bit divisions) */
+static __global__ void k_rope(float *x, const float *inv_freq, int heads, int d, int T, int pos0)
 {
-	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-	int half = d / 2;
-	if (i >= rows * heads * half)
-		return;
-	int j = (int)(i % half);
-	size_t rh = i / half;
-	size_t r = rh / heads;
-	float *v = x + rh * d;
-	float a = (float)(pos0 + (int)(r % T)) * inv_freq[j];
-	float cs = cosf(a), sn = sinf(a), x1 = v[j], x2 = v[j + half];
-	v[j] = x1 * cs - x2 * sn;
-	v[j + half] = x2 * cs + x1 * sn;
+	int half = d / 2, n = heads * half;
+	float p = (float)(pos0 + (int)(blockIdx.x % (unsigned)T));
+	float *xr = x + (size_t)blockIdx.x * heads * d;
+	for (int e = threadIdx.x; e < n; e += blockDim.x) {
+		int h = e / half, j = e - h * half;
+		float *v = xr + (size_t)h * d;
+		float a = p * inv_freq[j];
+		float cs = cosf(a), sn = sinf(a), x1 = v[j], x2 = v[j + half];
+		v[j] = x1 * cs - x2 * sn;
+		v[j + half] = x2 * cs + x1 * sn;
+	}
 }
 
 enum { ACT_SILU, ACT_RELU, ACT_GELU, ACT_GELU_TANH };
@@ -191,23 +193,49 @@ static __global__ void k_softmax(float *S, int Tq, int L, int pos0)
 		s[i] = i < valid ? s[i] * inv : 0.0f;
 }
 
-/* calibration sums, one thread per (head, channel) column, rows in order (deterministic):
- * mode 0: acc[c] += |a[r, c]|; mode 1 (qk): acc[h*d+c] += |a[r, h*d+c] * b[r, (h/grp)*d+c]| */
-static __global__ void k_colsum(double *acc, const float *a, const float *b, size_t rows, int cols, int bcols, int d,
-	int grp)
+/* calibration sums over the whole GPU, deterministic (fixed order everywhere, no atomics):
+ * pass 1 (k_colsum_part): block (blockIdx.x, blockIdx.y) = 32 columns x one segment of rows; thread (tx, ty) sums
+ * rows seg0 + ty, seg0 + ty + CS_TY, ... of column c in double, the CS_TY partials are added in ty order and written
+ * to part[seg * cols + c]; pass 2 (k_colsum_fin): acc[c] += sum of part[seg * cols + c] over seg in order.
+ * mode 0: |a[r, c]|; mode 1 (qk): |a[r, h*d+c] * b[r, (h/grp)*d+c]| */
+#define CS_TX 32
+#define CS_TY 8
+#define CS_SEG_MAX 64
+static __global__ void k_colsum_part(double *part, const float *a, const float *b, size_t rows, size_t seg_rows,
+	int cols, int bcols, int d, int grp)
+{
+	__shared__ double sh[CS_TY][CS_TX];
+	int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * CS_TX + tx;
+	size_t r0 = (size_t)blockIdx.y * seg_rows, r1 = r0 + seg_rows < rows ? r0 + seg_rows : rows;
+	double s = 0;
+	if (c < cols) {
+		if (!b) {
+			for (size_t r = r0 + ty; r < r1; r += CS_TY)
+				s += fabsf(a[r * cols + c]);
+		} else {
+			int h = c / d, j = c % d, bc = (h / grp) * d + j;
+			for (size_t r = r0 + ty; r < r1; r += CS_TY)
+				s += fabsf(a[r * cols + c] * b[r * bcols + bc]);
+		}
+	}
+	sh[ty][tx] = s;
+	__syncthreads();
+	if (ty == 0 && c < cols) {
+		double t = sh[0][tx];
+		for (int i = 1; i < CS_TY; i++)
+			t += sh[i][tx];
+		part[(size_t)blockIdx.y * cols + c] = t;
+	}
+}
+
+static __global__ void k_colsum_fin(double *acc, const double *part, int nseg, int cols)
 {
 	int c = blockIdx.x * blockDim.x + threadIdx.x;
 	if (c >= cols)
 		return;
 	double s = 0;
-	if (!b) {
-		for (size_t r = 0; r < rows; r++)
-			s += fabsf(a[r * cols + c]);
-	} else {
-		int h = c / d, j = c % d, bc = (h / grp) * d + j;
-		for (size_t r = 0; r < rows; r++)
-			s += fabsf(a[r * cols + c] * b[r * bcols + bc]);
-	}
+	for (int i = 0; i < nseg; i++)
+		s += part[(size_t)i * cols + c];
 	acc[c] += s;
 }
 
@@ -238,6 +266,7 @@ typedef struct gctx {
 	size_t S_cap;
 	void *stage;     /* pinned host staging for one matrix */
 	size_t stage_cap;
+	double *part;    /* colsum partials: CS_SEG_MAX * max(q_dim, kv_dim) */
 	cudaEvent_t ev[8];
 	double t_upload, t_linear, t_attn, t_total;
 } gctx;
@@ -284,8 +313,26 @@ static int cvt_chunk(void *vc, size_t i, int tid)
 	return 0;
 }
 
-/* allocate (once) and upload layer l: from the fp32 host copy, or (lazy model) straight from the mapped file */
-static int glayer_upload(gctx *g, glayer *w, int l)
+typedef struct mcp_ctx {
+	uint8_t *dst;
+	const uint8_t *src;
+	size_t n;
+} mcp_ctx;
+
+/* one 4 MiB piece of a parallel copy (the reads fault the mapped file in from several threads) */
+static int mcp_chunk(void *vc, size_t i, int tid)
+{
+	(void)tid;
+	const mcp_ctx *c = (const mcp_ctx *)vc;
+	size_t b = i << 22, e = b + ((size_t)1 << 22) < c->n ? b + ((size_t)1 << 22) : c->n;
+	memcpy(c->dst + b, c->src + b, e - b);
+	return 0;
+}
+
+/* allocate (once) and upload layer l: from the fp32 host copy, or (lazy model) straight from the mapped file.
+ * cs != 0 (the prefetch thread): every copy goes through the pinned staging buffer with cudaMemcpyAsync on cs
+ * (a non-blocking stream, so it overlaps the compute on the default stream), synchronized on cs only. */
+static int glayer_upload(gctx *g, glayer *w, int l, cudaStream_t cs)
 {
 	int rc = 0;
 	const fpk_model *m = g->m;
@@ -304,7 +351,27 @@ static int glayer_upload(gctx *g, glayer *w, int l)
 		size_t es = half ? 2 : 4, bytes = n[j] * es;
 		if (!w->p[j])
 			CK(cudaMalloc(&w->p[j], bytes));
-		if (host[j] && !half) {
+		if (cs && ((host[j] && !half) || (t && half && t->dtype == FPK_F16))) {
+			const uint8_t *src = host[j] && !half ? (const uint8_t *)host[j] : (const uint8_t *)t->data;
+			size_t piece = (size_t)64 << 20;
+			if (g->stage_cap < piece) {
+				if (g->stage)
+					cudaFreeHost(g->stage);
+				g->stage = NULL;
+				g->stage_cap = 0;
+				CK(cudaMallocHost(&g->stage, piece));
+				g->stage_cap = piece;
+			}
+			piece = g->stage_cap;
+			for (size_t off = 0; off < bytes; off += piece) {
+				size_t nb = bytes - off < piece ? bytes - off : piece;
+				mcp_ctx mc = {(uint8_t *)g->stage, src + off, nb};
+				if ((rc = fpk_parallel_for((nb + ((size_t)1 << 22) - 1) >> 22, m->threads, mcp_chunk, &mc)))
+					goto done;
+				CK(cudaMemcpyAsync((uint8_t *)w->p[j] + off, g->stage, nb, cudaMemcpyHostToDevice, cs));
+				CK(cudaStreamSynchronize(cs));
+			}
+		} else if (host[j] && !half) {
 			CK(cudaMemcpy(w->p[j], host[j], bytes, cudaMemcpyHostToDevice));
 		} else if (t && half && t->dtype == FPK_F16) {
 			CK(cudaMemcpy(w->p[j], t->data, bytes, cudaMemcpyHostToDevice)); /* raw file bytes */
@@ -319,7 +386,12 @@ static int glayer_upload(gctx *g, glayer *w, int l)
 			cvt_ctx cc = {t, host[j], g->stage, half, n[j]};
 			if ((rc = fpk_parallel_for((n[j] + ((size_t)1 << 18) - 1) >> 18, m->threads, cvt_chunk, &cc)))
 				goto done;
-			CK(cudaMemcpy(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice));
+			if (cs) {
+				CK(cudaMemcpyAsync(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice, cs));
+				CK(cudaStreamSynchronize(cs));
+			} else {
+				CK(cudaMemcpy(w->p[j], g->stage, bytes, cudaMemcpyHostToDevice));
+			}
 		}
 	}
 done:
@@ -334,6 +406,8 @@ static void gctx_free(gctx *g)
 			cudaFree(bufs[i]);
 	if (g->xh)
 		cudaFree(g->xh);
+	if (g->part)
+		cudaFree(g->part);
 	if (g->stage)
 		cudaFreeHost(g->stage);
 	for (int i = 0; i < 8; i++)
@@ -373,6 +447,7 @@ static int gctx_init(gctx *g, const fpk_model *m, size_t rows_cap, size_t S_cap,
 	CK(cudaMalloc(&g->h1, rows_cap * I * sizeof(float)));
 	CK(cudaMalloc(&g->h2, rows_cap * I * sizeof(float)));
 	CK(cudaMalloc(&g->S, S_cap * sizeof(float)));
+	CK(cudaMalloc(&g->part, (size_t)CS_SEG_MAX * (m->q_dim > m->kv_dim ? m->q_dim : m->kv_dim) * sizeof(double)));
 	if (m->inv_freq) {
 		CK(cudaMalloc(&g->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float)));
 		CK(cudaMemcpy(g->inv_freq, m->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float), cudaMemcpyHostToDevice));
@@ -415,6 +490,27 @@ done:
 	return rc;
 }
 
+/* acc[cols] += column sums of |a| or |a * b (GQA-expanded)| over rows (see k_colsum_part) */
+static int colsum(gctx *g, double *acc, const float *a, const float *b, size_t rows, int cols, int bcols, int d,
+	int grp)
+{
+	int rc = 0;
+	/* segments of at least 256 rows, at most CS_SEG_MAX: with 4096 columns and 16,384 rows, 128 x 64 blocks */
+	size_t nseg = (rows + 255) / 256;
+	if (nseg > CS_SEG_MAX)
+		nseg = CS_SEG_MAX;
+	if (nseg < 1)
+		nseg = 1;
+	size_t seg_rows = (rows + nseg - 1) / nseg;
+	dim3 grid((unsigned)((cols + CS_TX - 1) / CS_TX), (unsigned)nseg), blk(CS_TX, CS_TY);
+	k_colsum_part<<<grid, blk>>>(g->part, a, b, rows, seg_rows, cols, bcols, d, grp);
+	KCHECK();
+	k_colsum_fin<<<nblk((size_t)cols), 256>>>(acc, g->part, (int)nseg, cols);
+	KCHECK();
+done:
+	return rc;
+}
+
 /* sums: per mode (NULL when not wanted) device accumulators (heads(m) * d) for this layer */
 typedef struct gsums {
 	double *d[FPK_CH_MODES];
@@ -446,22 +542,22 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		goto done;
 	CK(cudaEventRecord(g->ev[1]));
 	if (sums && sums->d[FPK_CH_Q]) {
-		k_colsum<<<nblk(m->q_dim), 256>>>(sums->d[FPK_CH_Q], g->q, NULL, rows, m->q_dim, 0, d, 1);
-		KCHECK();
+		if ((rc = colsum(g, sums->d[FPK_CH_Q], g->q, NULL, rows, m->q_dim, 0, d, 1)))
+			goto done;
 	}
 	if (sums && sums->d[FPK_CH_K]) {
-		k_colsum<<<nblk(m->kv_dim), 256>>>(sums->d[FPK_CH_K], k, NULL, rows, m->kv_dim, 0, d, 1);
-		KCHECK();
+		if ((rc = colsum(g, sums->d[FPK_CH_K], k, NULL, rows, m->kv_dim, 0, d, 1)))
+			goto done;
 	}
 	if (!opt) {
-		k_rope<<<nblk(rows * nh * (d / 2)), 256>>>(g->q, g->inv_freq, rows, nh, d, Tq, pos0);
+		k_rope<<<(unsigned)rows, 256>>>(g->q, g->inv_freq, nh, d, Tq, pos0);
 		KCHECK();
-		k_rope<<<nblk(rows * c->n_kv_heads * (d / 2)), 256>>>(k, g->inv_freq, rows, c->n_kv_heads, d, Tq, pos0);
+		k_rope<<<(unsigned)rows, 256>>>(k, g->inv_freq, c->n_kv_heads, d, Tq, pos0);
 		KCHECK();
 	}
 	if (sums && sums->d[FPK_CH_QK]) {
-		k_colsum<<<nblk(m->q_dim), 256>>>(sums->d[FPK_CH_QK], g->q, k, rows, m->q_dim, m->kv_dim, d, grp);
-		KCHECK();
+		if ((rc = colsum(g, sums->d[FPK_CH_QK], g->q, k, rows, m->q_dim, m->kv_dim, d, grp)))
+			goto done;
 	}
 	/* attention per head, batched over blocks: S (nb, Tq, L) */
 	if ((size_t)nb * Tq * L > g->S_cap) {
@@ -544,18 +640,51 @@ static int embed_host(const fpk_model *m, const int *tokens, size_t rows, int T,
 	return 0;
 }
 
+/* the weight prefetch thread's work: upload layer l into w on cs; the error message is per thread: kept in msg */
+typedef struct upload_job_t {
+	gctx *g;
+	glayer *w;
+	int l, rc;
+	cudaStream_t cs;
+	char msg[512];
+} upload_job_t;
+
+static void *upload_job(void *p)
+{
+	upload_job_t *j = (upload_job_t *)p;
+	j->rc = glayer_upload(j->g, j->w, j->l, j->cs);
+	if (j->rc)
+		snprintf(j->msg, sizeof(j->msg), "%s", fpk_error_msg());
+	return NULL;
+}
+
+/* x[r] = emb[tok[r]] (rows x H); one block per row */
+static __global__ void k_gather(float *x, const float *emb, const int *tok, int H)
+{
+	const float *src = emb + (size_t)tok[blockIdx.x] * H;
+	float *dst = x + (size_t)blockIdx.x * H;
+	for (int i = threadIdx.x; i < H; i += blockDim.x)
+		dst[i] = src[i];
+}
+
 extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
 	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud)
 {
 	int rc = 0;
 	const fpk_model_config *c = &m->cfg;
 	gctx g;
-	glayer w;
-	float *dx = NULL, *kc = NULL, *vc = NULL, *hx = NULL;
+	glayer w[2];
+	cudaStream_t cs = NULL;
+	pthread_t th;
+	int th_on = 0;
+	upload_job_t job;
+	float *dx = NULL, *kc = NULL, *vc = NULL, *hx = NULL, *demb = NULL;
+	int *dtok = NULL;
 	double *dsum[FPK_CH_MODES] = {NULL, NULL, NULL}, *hsum = NULL;
 	size_t rows = (size_t)nb * len, H = c->hidden;
 	memset(&g, 0, sizeof(g));
-	memset(&w, 0, sizeof(w));
+	memset(w, 0, sizeof(w));
+	memset(&job, 0, sizeof(job));
 	/* blocks per chunk: activations of cbk blocks at a time; the hidden states of all blocks stay resident */
 	int cbk = (int)(16384 / len);
 	if (cbk < 1)
@@ -567,14 +696,34 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		return fpk_error_set(FPK_EGPU, "no CUDA device is visible");
 	if ((rc = gctx_init(&g, m, (size_t)cbk * len, (size_t)cbk * len * len, half)))
 		return rc;
-	if (!(hx = (float *)malloc(rows * H * sizeof(float)))) {
-		rc = fpk_error_set(FPK_EIO, "out of memory");
-		goto done;
-	}
-	if ((rc = embed_host(m, tokens, rows, len, 0, hx)))
-		goto done;
 	CK(cudaMalloc(&dx, rows * H * sizeof(float)));
-	CK(cudaMemcpy(dx, hx, rows * H * sizeof(float), cudaMemcpyHostToDevice));
+	if (m->pos_embed || m->proj_in) { /* embeddings on the host (OPT positions; project_in is refused there) */
+		if (!(hx = (float *)malloc(rows * H * sizeof(float)))) {
+			rc = fpk_error_set(FPK_EIO, "out of memory");
+			goto done;
+		}
+		if ((rc = embed_host(m, tokens, rows, len, 0, hx)))
+			goto done;
+		CK(cudaMemcpy(dx, hx, rows * H * sizeof(float), cudaMemcpyHostToDevice));
+	} else { /* upload the table (vocab x hidden) and the ids, gather on the GPU: far fewer bytes than rows x hidden */
+		for (size_t r = 0; r < rows; r++)
+			if (tokens[r] < 0 || tokens[r] >= c->vocab) {
+				rc = fpk_error_set(FPK_EFORMAT, "token id %d is outside the model's vocabulary (%d)", tokens[r],
+					c->vocab);
+				goto done;
+			}
+		CK(cudaMalloc(&demb, (size_t)c->vocab * H * sizeof(float)));
+		CK(cudaMalloc(&dtok, rows * sizeof(int)));
+		CK(cudaMemcpy(demb, m->embed, (size_t)c->vocab * H * sizeof(float), cudaMemcpyHostToDevice));
+		CK(cudaMemcpy(dtok, tokens, rows * sizeof(int), cudaMemcpyHostToDevice));
+		k_gather<<<(unsigned)rows, 256>>>(dx, demb, dtok, (int)H);
+		KCHECK();
+		CK(cudaDeviceSynchronize());
+		cudaFree(demb);
+		cudaFree(dtok);
+		demb = NULL;
+		dtok = NULL;
+	}
 	CK(cudaMalloc(&kc, (size_t)cbk * len * m->kv_dim * sizeof(float)));
 	CK(cudaMalloc(&vc, (size_t)cbk * len * m->kv_dim * sizeof(float)));
 	for (int k = 0; k < FPK_CH_MODES; k++)
@@ -584,12 +733,35 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		rc = fpk_error_set(FPK_EIO, "out of memory");
 		goto done;
 	}
+	/* weights: layer 0 here, layer l + 1 read and copied by a thread on the non-blocking stream cs while layer l
+	 * computes on the default stream (two device weight sets, alternating) */
+	CK(cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking));
 	for (int l = 0; l < c->n_layers; l++) {
+		glayer *wl = &w[l & 1];
 		t0 = fpk_now_s();
-		if ((rc = glayer_upload(&g, &w, l)))
+		if (l == 0) {
+			rc = glayer_upload(&g, wl, 0, cs);
+		} else {
+			pthread_join(th, NULL);
+			th_on = 0;
+			if ((rc = job.rc))
+				fpk_error_set(rc, "%s", job.msg);
+		}
+		if (rc)
 			goto done;
-		CK(cudaDeviceSynchronize());
 		t_up += fpk_now_s() - t0;
+		if (l + 1 < c->n_layers) {
+			job.g = &g;
+			job.w = &w[(l + 1) & 1];
+			job.l = l + 1;
+			job.cs = cs;
+			job.rc = 0;
+			if (pthread_create(&th, NULL, upload_job, &job)) {
+				rc = fpk_error_set(FPK_EIO, "cannot start the weight prefetch thread");
+				goto done;
+			}
+			th_on = 1;
+		}
 		t0 = fpk_now_s();
 		gsums gs;
 		for (int k = 0; k < FPK_CH_MODES; k++) {
@@ -599,10 +771,10 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		}
 		for (int b0 = 0; b0 < nb; b0 += cbk) {
 			int n = nb - b0 < cbk ? nb - b0 : cbk;
-			if ((rc = run_layer(&g, &w, dx + (size_t)b0 * len * H, n, len, 0, kc, vc, len, &gs)))
+			if ((rc = run_layer(&g, wl, dx + (size_t)b0 * len * H, n, len, 0, kc, vc, len, &gs)))
 				goto done;
 		}
-		CK(cudaDeviceSynchronize());
+		CK(cudaStreamSynchronize(0));
 		t_run += fpk_now_s() - t0;
 		for (int k = 0; k < FPK_CH_MODES; k++) {
 			if (!dsum[k])
@@ -622,6 +794,10 @@ extern "C" int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int 
 		timing[3] = t_run - g.t_linear - g.t_attn;
 	}
 done:
+	if (th_on)
+		pthread_join(th, NULL);
+	if (cs)
+		cudaStreamDestroy(cs);
 	for (int k = 0; k < FPK_CH_MODES; k++)
 		if (dsum[k])
 			cudaFree(dsum[k]);
@@ -631,9 +807,14 @@ done:
 		cudaFree(kc);
 	if (vc)
 		cudaFree(vc);
+	if (demb)
+		cudaFree(demb);
+	if (dtok)
+		cudaFree(dtok);
 	free(hx);
 	free(hsum);
-	glayer_free(&w);
+	glayer_free(&w[0]);
+	glayer_free(&w[1]);
 	gctx_free(&g);
 	return rc;
 }
@@ -669,7 +850,7 @@ extern "C" int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prom
 		goto done;
 	}
 	for (int l = 0; l < c->n_layers; l++)
-		if ((rc = glayer_upload(&g, &ws[l], l)))
+		if ((rc = glayer_upload(&g, &ws[l], l, 0)))
 			goto done;
 	CK(cudaMalloc(&dx, (size_t)n_prompt * H * sizeof(float)));
 	CK(cudaMalloc(&kc, (size_t)c->n_layers * steps * m->kv_dim * sizeof(float)));

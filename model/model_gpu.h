@@ -23,7 +23,8 @@ int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prompt, int n_p
  * the sum over all tokens of |q_pre|, |k_pre|, |q_post * k_post (GQA-expanded)| (added to what is there).
  * half: fp16 weights and fp16 inputs to the linear products (fp32 accumulation), TF32 attention products: the
  * speed mode for large models (statistics then differ from the fp32 reference at the 1e-3 level); 0: exact fp32.
- * timing (may be NULL) receives seconds: [0] weights read+upload, [1] linear products, [2] attention (score and
+ * timing (may be NULL) receives seconds: [0] weights read+upload that the layer loop waited for (layer l + 1 is
+ * prefetched by a thread while layer l computes), [1] linear products, [2] attention (score and
  * value products, softmax), [3] everything else on the GPU (norms, RoPE, statistics, ...). */
 int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
 	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud);
