@@ -14,6 +14,7 @@
  *   4. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
  *                 (the selection, or 0..len-1), for all query heads of one kv head at once (K/V rows read once
  *                 per group); the last block of a unit to finish merges the splits (max-rescaled).
+ * Launches 2-4 use programmatic dependent launch (griddepcontrol.wait at entry; FPK_DS_PDL=0 turns it off).
  */
 #include "ds_attention.h"
 #include "ds_attention_ref.h"
@@ -80,6 +81,22 @@ template <> __device__ __forceinline__ void unpack8<__nv_bfloat16>(const uint4 &
 		f[2 * i] = x.x;
 		f[2 * i + 1] = x.y;
 	}
+}
+
+/* programmatic dependent launch: a kernel launched with programmatic stream serialization may start while the
+ * previous kernel of the stream runs; pdl_wait blocks until that kernel has finished and its writes are visible
+ * (a no-op when launched normally), pdl_trigger lets the next kernel's blocks be scheduled early */
+__device__ __forceinline__ void pdl_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ uint32_t dkey(float f)
@@ -217,6 +234,7 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 {
 	__shared__ float qs[256];
 	__shared__ uint32_t sh[HIST_BINS];
+	pdl_trigger();
 	const int u = blockIdx.y, G = H / Hkv, per = sel_per_head ? H : Hkv;
 	const int b = u / per, w = u % per, len = lens[b];
 	if (!seq_topk(len, topk, topk_div, dense_below))
@@ -273,9 +291,13 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 #pragma unroll
 				for (int e = 0; e < 2 * VW; e++) {
 					int j = 2 * off + e;
-					int nib = (x.c[e >> 1] >> ((e & 1) * 4)) & 0xF;
+					/* signed nibble to float without I2F: bits 0x4B000000 | (nib ^ 8) are 2^23 + nib + 8
+					 * (nib < 8) or 2^23 + nib - 8; minus 2^23 + 8 gives nib or nib - 16 exactly (one
+					 * shift, one LOP3, one FADD) */
+					uint32_t bits = ((x.v1[e >> 3] >> ((e & 7) * 4)) & 0xFu) ^ 0x4B000008u;
+					float qv = __fsub_rn(__uint_as_float(bits), 8388616.0f);
 					if (j < r)
-						acc = __fmaf_rn(qs[j], (float)(nib >= 8 ? nib - 16 : nib), acc);
+						acc = __fmaf_rn(qs[j], qv, acc);
 				}
 			}
 		}
@@ -349,6 +371,7 @@ __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__
 								  int dense_below)
 {
 	__shared__ int sc[40];
+	pdl_wait();
 	const int u = blockIdx.y, c = blockIdx.x, b = u / per, len = lens[b], tid = threadIdx.x;
 	const int kb = seq_topk(len, topk, topk_div, dense_below);
 	const int t0 = c * chunk;
@@ -436,6 +459,7 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	__shared__ int sc[40];
 	__shared__ uint32_t h[1024];
 	__shared__ int off[MAX_CHUNKS + 1];
+	pdl_wait();
 	const int u = blockIdx.x, b = u / per, len = lens[b];
 	const int kb = seq_topk(len, topk, topk_div, dense_below);
 	if (!kb) {
@@ -554,6 +578,7 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	__shared__ float sm_m[NW][GB], sm_l[NW][GB];
 	__shared__ float sm_acc[NW][GB][256];
 	__shared__ int last;
+	pdl_wait();
 	const int wu = blockIdx.y, b = wu / a.upb, h0 = (wu % a.upb) * a.hb, G = a.H / a.Hkv, kvh = h0 / G;
 	const int d = a.d, hb = a.hb;
 	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, lir = lane % LPR, row = lane / LPR;
@@ -797,6 +822,24 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 
 /* ---- host side ---- */
 
+/* launch with programmatic stream serialization (the kernel calls pdl_wait before touching what the previous
+ * kernel wrote) */
+template <typename... KArgs, typename... Args>
+static cudaError_t launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, cudaStream_t st, Args... args)
+{
+	cudaLaunchConfig_t cfg = {};
+	cudaLaunchAttribute at[1];
+	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	at[0].val.programmaticStreamSerializationAllowed = 1;
+	cfg.gridDim = grid;
+	cfg.blockDim = block;
+	cfg.dynamicSmemBytes = 0;
+	cfg.stream = st;
+	cfg.attrs = at;
+	cfg.numAttrs = 1;
+	return cudaLaunchKernelEx(&cfg, fn, ((KArgs)args)...);
+}
+
 static int device_sms(int *sms)
 {
 	int dev;
@@ -948,7 +991,7 @@ template <typename T> static att_fn pick_gb(int gb, int lpr, bool sparse)
 /* attention over units of hb query heads; idx/nsel NULL for dense; nmax: the most tokens a unit may have */
 static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k, const void *v, const int32_t *lens,
 			    const int32_t *idx, const int32_t *nsel, int kcap, int sel_per_head, int nmax, float *out,
-			    fpk_ds_workspace *ws, cudaStream_t st)
+			    fpk_ds_workspace *ws, cudaStream_t st, int pdl)
 {
 	int G = s->heads / s->kv_heads;
 	int hb = 1;
@@ -981,7 +1024,10 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 		a.nsplit = NSPLIT_MAX;
 	if (a.nsplit < 1)
 		a.nsplit = 1;
-	fn<<<dim3(a.nsplit, units), ATT_THREADS, 0, st>>>(a);
+	if (pdl)
+		FPK_CU(launch_pdl(fn, dim3(a.nsplit, units), dim3(ATT_THREADS), st, a));
+	else
+		fn<<<dim3(a.nsplit, units), ATT_THREADS, 0, st>>>(a);
 	FPK_CU(cudaGetLastError());
 	return 0;
 }
@@ -994,7 +1040,7 @@ extern "C" int fpk_ds_dense_decode(const fpk_ds_dense_params *p, fpk_ds_workspac
 	if (!same_shape(&p->shape, &ws->shape))
 		return fpk_error_set(FPK_EUSAGE, "ds dense decode: workspace was made for another shape");
 	return launch_attention(&p->shape, p->q, p->k, p->v, p->lens, NULL, NULL, 0, 0, p->shape.max_len, p->out, ws,
-				(cudaStream_t)stream);
+				(cudaStream_t)stream, 0);
 }
 
 template <int FMT>
@@ -1007,6 +1053,18 @@ static void launch_score(int vw, dim3 grid, cudaStream_t st, const fpk_ds_decode
 				 s->heads, s->kv_heads, LH, s->head_dim, s->max_len, ws->lcap, p->cfg.r, rb,
 				 p->sel_per_head, p->cfg.per_head_labels, s->kv_dtype == FPK_BF16, chunk, p->topk,
 				 p->topk_div, p->dense_below);
+}
+
+/* which dependent launches of the step use programmatic dependent launch: 0 none, 1 the filter, 2 filter, select
+ * and attention (default); FPK_DS_PDL=0|1|2 overrides it (for timing, or a driver that rejects PDL) */
+static int pdl_mode(void)
+{
+	static int mode = -1;
+	if (mode < 0) {
+		const char *e = getenv("FPK_DS_PDL");
+		mode = e && e[0] >= '0' && e[0] <= '2' && !e[1] ? e[0] - '0' : 2;
+	}
+	return mode;
 }
 
 extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws, void *stream)
@@ -1048,13 +1106,24 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	FPK_CU(cudaGetLastError());
 	if (p->stop_after == 1)
 		return 0;
-	ds_filter_kernel<<<grid, FILT_THREADS, 0, st>>>(ws->scores, ws->hist, ws->fkey, ws->fidx, ws->ccnt, ws->bsel,
-							p->lens, per, ws->lcap, chunk, p->topk, p->topk_div,
-							p->dense_below);
+	const int pm = pdl_mode();
+	if (pm >= 1)
+		FPK_CU(launch_pdl(ds_filter_kernel, grid, dim3(FILT_THREADS), st, ws->scores, ws->hist, ws->fkey,
+				  ws->fidx, ws->ccnt, ws->bsel, p->lens, per, ws->lcap, chunk, p->topk, p->topk_div,
+				  p->dense_below));
+	else
+		ds_filter_kernel<<<grid, FILT_THREADS, 0, st>>>(ws->scores, ws->hist, ws->fkey, ws->fidx, ws->ccnt,
+								ws->bsel, p->lens, per, ws->lcap, chunk, p->topk,
+								p->topk_div, p->dense_below);
 	FPK_CU(cudaGetLastError());
-	ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx, ws->ccnt, ws->bsel,
-						   ws->idx, ws->nsel, p->lens, per, ws->lcap, ws->kcap, chunk, p->topk,
-						   p->topk_div, p->dense_below);
+	if (pm >= 2)
+		FPK_CU(launch_pdl(ds_select_kernel, dim3(U), dim3(SEL_THREADS), st, ws->hist, ws->fkey, ws->fidx,
+				  ws->ckey, ws->cidx, ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
+				  ws->kcap, chunk, p->topk, p->topk_div, p->dense_below));
+	else
+		ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx, ws->ccnt,
+							   ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
+							   ws->kcap, chunk, p->topk, p->topk_div, p->dense_below);
 	FPK_CU(cudaGetLastError());
 	if (p->stop_after == 2)
 		return 0;
@@ -1063,5 +1132,5 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	if (db > nmax)
 		nmax = db;
 	return launch_attention(s, p->q, p->k, p->v, p->lens, ws->idx, ws->nsel, ws->kcap, p->sel_per_head, nmax, p->out,
-				ws, st);
+				ws, st, pm >= 2);
 }
