@@ -12,11 +12,11 @@ int cmd_encode(int argc, char **argv)
 	static const char *out;
 	static const char *dtype;
 	static double min_sparsity;
-	static int no_reorder, threads, json_out, force, allow_nan;
+	static int no_reorder, threads, json_out, force, allow_nan, no_sync;
 	static cli_strlist include, exclude;
 	out = dtype = NULL;
 	min_sparsity = 0.5;
-	no_reorder = threads = json_out = force = allow_nan = 0;
+	no_reorder = threads = json_out = force = allow_nan = no_sync = 0;
 	memset(&include, 0, sizeof(include));
 	memset(&exclude, 0, sizeof(exclude));
 	const cli_opt opts[] = {
@@ -30,6 +30,7 @@ int cmd_encode(int argc, char **argv)
 		{"json", 0, CLI_FLAG, &json_out, NULL, "print the pack report and timings as JSON on stdout"},
 		{"force", 0, CLI_FLAG, &force, NULL, "replace PACK if it exists"},
 		{"allow-nan", 0, CLI_FLAG, &allow_nan, NULL, "store NaN weights instead of failing"},
+		{"no-sync", 0, CLI_FLAG, &no_sync, NULL, "do not fsync outputs (still renamed only when complete; like cp)"},
 		{0},
 	};
 	const cli_spec spec = {
@@ -54,6 +55,7 @@ int cmd_encode(int argc, char **argv)
 	o.reorder = !no_reorder;
 	o.threads = threads;
 	o.force = force;
+	fpk_io_set_durable(!no_sync);
 	o.allow_nan = allow_nan;
 	o.select.include = include.v;
 	o.select.n_include = include.n;

@@ -9,7 +9,7 @@
 
 static const char *out_dir, *scope_s, *pattern_s;
 static double sparsity;
-static int dry_run, threads, json_out, force, allow_nonfinite;
+static int dry_run, threads, json_out, force, allow_nonfinite, no_sync;
 static cli_strlist includes, excludes, rules_s;
 
 static const cli_opt opts[] = {
@@ -25,6 +25,7 @@ static const cli_opt opts[] = {
 	{"json", 0, CLI_FLAG, &json_out, NULL, "print the report as JSON on stdout"},
 	{"force", 0, CLI_FLAG, &force, NULL, "replace an existing OUT"},
 	{"allow-nonfinite", 0, CLI_FLAG, &allow_nonfinite, NULL, "accept NaN/Inf in targeted tensors (ranked largest)"},
+	{"no-sync", 0, CLI_FLAG, &no_sync, NULL, "do not fsync outputs (still renamed only when complete; like cp)"},
 	{0},
 };
 
@@ -111,7 +112,7 @@ int cmd_prune(int argc, char **argv)
 	memset(&rep, 0, sizeof(rep));
 	out_dir = scope_s = pattern_s = NULL;
 	sparsity = -INFINITY; /* "not given" */
-	dry_run = threads = json_out = force = allow_nonfinite = 0;
+	dry_run = threads = json_out = force = allow_nonfinite = no_sync = 0;
 	memset(&includes, 0, sizeof(includes));
 	memset(&excludes, 0, sizeof(excludes));
 	memset(&rules_s, 0, sizeof(rules_s));
@@ -124,6 +125,7 @@ int cmd_prune(int argc, char **argv)
 	o.out = out_dir;
 	o.dry_run = dry_run;
 	o.force = force;
+	fpk_io_set_durable(!no_sync);
 	o.allow_nonfinite = allow_nonfinite;
 	o.threads = threads;
 	o.select.include = includes.v;

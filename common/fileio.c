@@ -76,6 +76,20 @@ static char *fmt_alloc(const char *fmt, const char *a, long b)
 	return s;
 }
 
+/* durability of committed outputs: 1 (default) fsyncs before the rename; 0 only renames (like cp: complete and
+ * atomic for readers, but not forced to disk). Set once by the CLI (--no-sync) before any output is written. */
+static int io_durable = 1;
+
+void fpk_io_set_durable(int on)
+{
+	io_durable = on != 0;
+}
+
+int fpk_io_durable(void)
+{
+	return io_durable;
+}
+
 int fpk_atomic_open(fpk_atomic_file *f, const char *path)
 {
 	f->fd = -1;
@@ -115,7 +129,7 @@ int fpk_atomic_write(fpk_atomic_file *f, const void *buf, size_t len)
 int fpk_atomic_commit(fpk_atomic_file *f)
 {
 	int rc = 0;
-	if (fsync(f->fd) < 0)
+	if (io_durable && fsync(f->fd) < 0)
 		rc = fpk_error_set(FPK_EIO, "fsync of '%s' failed: %s", f->path, strerror(errno));
 	if (close(f->fd) < 0 && !rc)
 		rc = fpk_error_set(FPK_EIO, "close of '%s' failed: %s", f->path, strerror(errno));

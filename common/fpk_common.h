@@ -75,7 +75,11 @@ typedef struct fpk_atomic_file {
 } fpk_atomic_file;
 int fpk_atomic_open(fpk_atomic_file *f, const char *path);
 int fpk_atomic_write(fpk_atomic_file *f, const void *buf, size_t len);
-int fpk_atomic_commit(fpk_atomic_file *f); /* fsync, rename, release */
+int fpk_atomic_commit(fpk_atomic_file *f); /* fsync (unless durability is off), rename, release */
+/* Durability of every committed output (default on: fsync before the rename). Off (`--no-sync`): outputs are
+ * still written under a temporary name and renamed only when complete, but not forced to disk, like cp. */
+void fpk_io_set_durable(int on);
+int fpk_io_durable(void);
 void fpk_atomic_abort(fpk_atomic_file *f); /* unlink the temporary, release; safe to call twice */
 
 int fpk_write_file_atomic(const char *path, const void *buf, size_t len);

@@ -459,7 +459,7 @@ static void *writer_main(void *arg)
 			rc = fpk_st_writer_write(w, j.data, j.len);
 #if defined(SYNC_FILE_RANGE_WRITE) && !defined(FPK_NO_WRITEBACK_HINT)
 			int fd = fpk_st_writer_fd(w);
-			if (!rc && fd >= 0)
+			if (!rc && fd >= 0 && fpk_io_durable())
 				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: start writeback now */
 #endif
 		}

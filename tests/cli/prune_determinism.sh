@@ -17,6 +17,12 @@ for m in "$S16" "$work/in"; do
 			[ -z "$ref" ] || [ "$sum" = "$ref" ] || fail "$m $args: --threads $th gives other bytes"
 			ref=$sum
 		done
+		# --no-sync changes durability only, never bytes
+		rm -rf "$work/out-ns"
+		# shellcheck disable=SC2086
+		"$FPK_BIN" prune "$m" -o "$work/out-ns" $args --no-sync -q
+		sum=$(cd "$work/out-ns" && cat $(ls *.safetensors) | cksum)
+		[ "$sum" = "$ref" ] || fail "$m $args: --no-sync gives other bytes"
 		# shellcheck disable=SC2086
 		"$FPK_BIN" prune "$m" --dry-run $args --json >"$work/dry.json"
 		grep -q '"dry_run":[[:space:]]*true' "$work/dry.json" || fail "dry run not marked"
