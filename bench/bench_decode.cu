@@ -91,14 +91,46 @@ typedef struct gen_ctx {
 	float a, s;
 } gen_ctx;
 
+/* float -> fp16 bits, round to nearest even: the F16C instruction on x86-64 (branch-free, ~10x the library's
+ * portable conversion, which the other targets use) */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("f16c"))) static void to_f16_row(uint16_t *w, const float *v, int64_t n)
+{
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(w + i), _mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT));
+	for (; i < n; i++)
+		w[i] = fpk_f32_to_f16(v[i]);
+}
+static int have_f16c(void) { return __builtin_cpu_supports("f16c"); }
+#else
+static void to_f16_row(uint16_t *w, const float *v, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		w[i] = fpk_f32_to_f16(v[i]);
+}
+static int have_f16c(void) { return 0; }
+#endif
+
 static int gen_rows(void *vctx, size_t blk, int tid)
 {
 	const gen_ctx *g = (const gen_ctx *)vctx;
+	float buf[1024];
 	(void)tid;
 	int64_t r1 = (int64_t)(blk + 1) * 64 < g->m ? (int64_t)(blk + 1) * 64 : g->m;
-	for (int64_t i = (int64_t)blk * 64 * g->k; i < r1 * g->k; i++) {
-		float v = 2.0f * hash_unit(g->seed, (uint64_t)i) - 1.0f;
-		g->w[i] = fabsf(v) >= g->s ? fpk_f32_to_f16(v * g->a) : 0;
+	int fast = have_f16c();
+	for (int64_t i0 = (int64_t)blk * 64 * g->k; i0 < r1 * g->k; i0 += 1024) {
+		int64_t n = r1 * g->k - i0 < 1024 ? r1 * g->k - i0 : 1024;
+		for (int64_t j = 0; j < n; j++) {
+			float v = 2.0f * hash_unit(g->seed, (uint64_t)(i0 + j)) - 1.0f;
+			buf[j] = fabsf(v) >= g->s ? v * g->a : 0.0f; /* compiles to a select */
+		}
+		if (fast)
+			to_f16_row(g->w + i0, buf, n);
+		else
+			for (int64_t j = 0; j < n; j++)
+				g->w[i0 + j] = fpk_f32_to_f16(buf[j]);
 	}
 	return 0;
 }
