@@ -11,8 +11,9 @@
  * dense weights next to the largest KV cache of the sweep (all layers of the real model when they fit).
  * KV cache: uniform(-1, 1) fp16 everywhere; a step at context L puts every sequence's new token at position L-1
  * and attends over L tokens. Tokens: uniform over the vocabulary.
- * Timing: one decode step captured in a CUDA graph (after an uncaptured warm-up step), and four phase-only graphs
- * (linear layers / attention / other / head, fpk_dec_step's phase mask); each rep replays the five graphs in turn,
+ * Timing: one decode step captured in a CUDA graph (after an uncaptured warm-up step), four phase-only graphs
+ * (linear layers / attention / other / head, fpk_dec_step's phase mask) and one graph per kind of linear layer
+ * (qkv / o / up / down of every layer); each rep replays the nine graphs in turn,
  * timed with CUDA events; medians of the reps are reported. The weights (>= 1 GB a step) dwarf the 50 MB L2, so
  * no flushing is needed: at most the last few MB of a step are still in L2 when the next replay starts. */
 #include "decode_gpu.h"
@@ -43,9 +44,11 @@
 		}                                                                                                    \
 	} while (0)
 
-enum { NPH = 5, MAXV = 16 };
-static const unsigned phase_mask[NPH] = {FPK_DEC_ALL, FPK_DEC_PH_LINEAR, FPK_DEC_PH_ATTN, FPK_DEC_PH_OTHER,
-					 FPK_DEC_PH_HEAD};
+enum { NPH = 9, MAXV = 16 };
+/* graphs timed: the full step, the four phases alone, and each kind of linear layer alone */
+static const unsigned phase_mask[NPH] = {FPK_DEC_ALL,     FPK_DEC_PH_LINEAR, FPK_DEC_PH_ATTN, FPK_DEC_PH_OTHER,
+					 FPK_DEC_PH_HEAD, FPK_DEC_PH_QKV,    FPK_DEC_PH_O,    FPK_DEC_PH_UP,
+					 FPK_DEC_PH_DOWN};
 
 /* ---- deterministic synthetic numbers: the same function on host and device ---- */
 
@@ -265,7 +268,7 @@ static int cmpf(const void *a, const void *b)
 typedef struct result {
 	int model, layers, B, L;
 	float s;
-	float ms[NPH];          /* full step, linear, attention, other, head */
+	float ms[NPH];          /* full step, linear, attention, other, head, qkv, o, up, down */
 	uint64_t w_linear, w_other, kv, act;
 	int finite, graphs;
 } result;
@@ -480,8 +483,8 @@ int main(int argc, char **argv)
 					result *r = &res[nres++];
 					r->s = (float)sp[si];
 					run_config(m, mi, (int)bv[bi], (int)lv[li], reps, st, r);
-					printf("#   B=%d L=%d: %.3f ms/step (linear %.3f, attention %.3f, other %.3f, head %.3f)%s\n", r->B,
-					       r->L, r->ms[0], r->ms[1], r->ms[2], r->ms[3], r->ms[4], r->finite ? "" : " NON-FINITE LOGITS");
+					printf("#   B=%d L=%d: %.3f ms/step (linear %.3f [qkv %.3f o %.3f up %.3f down %.3f], attention %.3f, other %.3f, head %.3f)%s\n",
+					       r->B, r->L, r->ms[0], r->ms[1], r->ms[5], r->ms[6], r->ms[7], r->ms[8], r->ms[2], r->ms[3], r->ms[4], r->finite ? "" : " NON-FINITE LOGITS");
 					if (!r->graphs)
 						printf("#   (no CUDA graph: stream launches timed)\n");
 					fflush(stdout);
@@ -496,9 +499,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot write %s\n", md && !fm ? md : csv);
 		return 4;
 	}
-	const char *hdr = "| model (layers) | sparsity | B | ctx | tokens/s | x dense | ms/token-step | linear | attention | "
-			  "other | head | linear weights GiB | x dense | KV cache GiB | full-depth est. tokens/s |\n"
-			  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+	const char *hdr = "| model (layers) | sparsity | B | ctx | tokens/s | x dense | ms/token-step | linear | linear x dense | "
+			  "attention | other | head | linear weights GiB | x dense | KV cache GiB | full-depth est. tokens/s |\n"
+			  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 	printf("\n%s", hdr);
 	if (fm)
 		fprintf(fm, "%s", hdr);
@@ -506,7 +509,7 @@ int main(int argc, char **argv)
 		fprintf(fc, "model,layers,full_layers,sparsity,batch,ctx,tokens_per_s,speedup_vs_dense,ms_step,ms_linear,"
 			    "ms_attention,ms_other,ms_head,ms_phase_sum,linear_weight_bytes,weight_ratio_vs_dense,"
 			    "other_weight_bytes,total_weight_ratio_vs_dense,kv_bytes,activation_bytes,ms_per_layer,"
-			    "est_full_depth_tokens_per_s,logits_finite\n");
+			    "est_full_depth_tokens_per_s,logits_finite,ms_qkv,ms_o,ms_up,ms_down\n");
 	int all_finite = 1;
 	for (int i = 0; i < nres; i++) {
 		const result *r = &res[i], *d = NULL;
@@ -520,20 +523,45 @@ int main(int argc, char **argv)
 		double est = r->B / ((r->ms[4] + per_layer * full_layers[r->model]) * 1e-3);
 		char line[512];
 		snprintf(line, sizeof(line),
-			 "| %s (%d/%d) | %.0f%% | %d | %d | %.1f | %.2f | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f | %.3f | %.2f | %.1f%s |\n",
+			 "| %s (%d/%d) | %.0f%% | %d | %d | %.1f | %.2f | %.3f | %.3f | %.2f | %.3f | %.3f | %.3f | %.2f | %.3f | %.2f | %.1f%s |\n",
 			 shapes[r->model].name, r->layers, full_layers[r->model], r->s * 100, r->B, r->L, tps, sx, r->ms[0],
-			 r->ms[1], r->ms[2], r->ms[3], r->ms[4], r->w_linear / 1073741824.0, wx, r->kv / 1073741824.0, est,
+			 r->ms[1], d ? (double)d->ms[1] / r->ms[1] : NAN, r->ms[2], r->ms[3], r->ms[4], r->w_linear / 1073741824.0, wx, r->kv / 1073741824.0, est,
 			 r->layers == full_layers[r->model] ? " (measured)" : "");
 		printf("%s", line);
 		if (fm)
 			fprintf(fm, "%s", line);
 		if (fc)
-			fprintf(fc, "%s,%d,%d,%.2f,%d,%d,%.2f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%llu,%.4f,%llu,%.4f,%llu,%llu,%.5f,%.2f,%d\n",
+			fprintf(fc, "%s,%d,%d,%.2f,%d,%d,%.2f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%llu,%.4f,%llu,%.4f,%llu,%llu,%.5f,%.2f,%d,%.4f,%.4f,%.4f,%.4f\n",
 				shapes[r->model].name, r->layers, full_layers[r->model], r->s, r->B, r->L, tps, sx, r->ms[0], r->ms[1],
 				r->ms[2], r->ms[3], r->ms[4], r->ms[1] + r->ms[2] + r->ms[3] + r->ms[4],
 				(unsigned long long)r->w_linear, wx, (unsigned long long)r->w_other, tx, (unsigned long long)r->kv,
-				(unsigned long long)r->act, per_layer, est, r->finite);
+				(unsigned long long)r->act, per_layer, est, r->finite, r->ms[5], r->ms[6], r->ms[7], r->ms[8]);
 		all_finite &= r->finite;
+	}
+	/* the linear phase by kind of matrix (it does not depend on the context: the shortest context's rows) */
+	const char *h2 = "\n| model | sparsity | B | qkv ms | x dense | o ms | x dense | up ms | x dense | down ms | x dense |\n"
+			 "|---|---|---|---|---|---|---|---|---|---|---|\n";
+	printf("%s", h2);
+	if (fm)
+		fprintf(fm, "%s", h2);
+	for (int i = 0; i < nres; i++) {
+		const result *r = &res[i], *d = NULL;
+		int shortest = 1;
+		for (int j = 0; j < nres; j++) {
+			if (res[j].model == r->model && res[j].B == r->B && res[j].L == r->L && res[j].s == 0)
+				d = &res[j];
+			if (res[j].L < r->L)
+				shortest = 0;
+		}
+		if (!shortest)
+			continue;
+		char line[512];
+		int n = snprintf(line, sizeof(line), "| %s | %.0f%% | %d |", shapes[r->model].name, r->s * 100, r->B);
+		for (int p = 5; p < 9 && n > 0 && n < (int)sizeof(line); p++)
+			n += snprintf(line + n, sizeof(line) - n, " %.3f | %.2f |", r->ms[p], d ? (double)d->ms[p] / r->ms[p] : NAN);
+		printf("%s\n", line);
+		if (fm)
+			fprintf(fm, "%s\n", line);
 	}
 	if (fm)
 		fclose(fm);

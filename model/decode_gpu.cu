@@ -567,7 +567,8 @@ extern "C" int fpk_dec_step(const fpk_dec_model *m, fpk_dec_state *s, unsigned p
 	const fpk_dec_config *c = &m->c;
 	cudaStream_t st = (cudaStream_t)stream;
 	int rc, B = s->B, ln = c->arch == FPK_DEC_OPT, H = c->heads, Hkv = c->kv_heads, d = c->head_dim;
-	int lin = phases & FPK_DEC_PH_LINEAR, att = phases & FPK_DEC_PH_ATTN, oth = phases & FPK_DEC_PH_OTHER;
+	int att = phases & FPK_DEC_PH_ATTN, oth = phases & FPK_DEC_PH_OTHER;
+	unsigned lin = (phases & FPK_DEC_PH_LINEAR) ? 15u : (phases >> 4) & 15u; /* bit w: linear w */
 	if (s->m != m)
 		return fpk_error_set(FPK_EUSAGE, "decode: the state was made for another model");
 	int nthr = c->hidden >= 4096 ? 1024 : c->hidden >= 1024 ? 512 : 256;
@@ -590,7 +591,7 @@ extern "C" int fpk_dec_step(const fpk_dec_model *m, fpk_dec_state *s, unsigned p
 						       c->norm_eps, ln);
 			FPK_CUDA_TRY(cudaGetLastError());
 		}
-		if (lin && (rc = run_linear(&L[FPK_DEC_QKV], s, s->h, s->qkv, st)))
+		if ((lin & 1u) && (rc = run_linear(&L[FPK_DEC_QKV], s, s->h, s->qkv, st)))
 			return rc;
 		if (att) {
 			k_qkv_post<<<dim3(B, H + Hkv), d / 2, 0, st>>>(s->qkv, VEC(l, FPK_DEC_QKV_B), s->pos, m->inv_freq, s->q,
@@ -609,21 +610,21 @@ extern "C" int fpk_dec_step(const fpk_dec_model *m, fpk_dec_state *s, unsigned p
 			k_f32_to_f16<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(s->atth, s->att, n);
 			FPK_CUDA_TRY(cudaGetLastError());
 		}
-		if (lin && (rc = run_linear(&L[FPK_DEC_O], s, s->atth, s->o, st)))
+		if ((lin & 2u) && (rc = run_linear(&L[FPK_DEC_O], s, s->atth, s->o, st)))
 			return rc;
 		if (oth) {
 			k_add_norm<<<B, nthr, 0, st>>>(s->x, s->o, VEC(l, FPK_DEC_O_B), VEC(l, FPK_DEC_NORM2_W),
 						       VEC(l, FPK_DEC_NORM2_B), s->h, c->hidden, c->norm_eps, ln);
 			FPK_CUDA_TRY(cudaGetLastError());
 		}
-		if (lin && (rc = run_linear(&L[FPK_DEC_UP], s, s->h, s->up, st)))
+		if ((lin & 4u) && (rc = run_linear(&L[FPK_DEC_UP], s, s->h, s->up, st)))
 			return rc;
 		if (oth) {
 			size_t n = (size_t)B * c->ffn;
 			k_act<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(s->act, s->up, VEC(l, FPK_DEC_UP_B), B, c->ffn, !ln);
 			FPK_CUDA_TRY(cudaGetLastError());
 		}
-		if (lin && (rc = run_linear(&L[FPK_DEC_DOWN], s, s->act, s->down, st)))
+		if ((lin & 8u) && (rc = run_linear(&L[FPK_DEC_DOWN], s, s->act, s->down, st)))
 			return rc;
 	}
 	if (phases & FPK_DEC_PH_HEAD) {

@@ -77,6 +77,11 @@ enum fpk_dec_phase {
 	FPK_DEC_PH_OTHER = 4,  /* embedding, residual adds + norms, biases + activation of the MLP */
 	FPK_DEC_PH_HEAD = 8,   /* last residual add + final norm + LM head (dense cuBLAS, logits fp32) */
 	FPK_DEC_ALL = 15,
+	/* timing only: one kind of linear layer of every decoder layer (a subset of FPK_DEC_PH_LINEAR) */
+	FPK_DEC_PH_QKV = 16,
+	FPK_DEC_PH_O = 32,
+	FPK_DEC_PH_UP = 64,
+	FPK_DEC_PH_DOWN = 128,
 };
 
 typedef struct fpk_dec_model fpk_dec_model; /* weights (device) */

@@ -521,6 +521,12 @@ static void decode_should_reject_misuse(void)
 		CHECK_ERR(fpk_dec_set_positions(s, bad), FPK_EUSAGE, "position 16 of sequence 1 is outside 0..15");
 		CHECK_ERR(fpk_dec_set_positions(s, neg), FPK_EUSAGE, "outside");
 		CHECK_ERR(fpk_dec_kv(s, 2, &d, &d), FPK_EUSAGE, "does not exist");
+		/* the timing masks run (on whatever the weights hold) */
+		int32_t ok[2] = {0, 15};
+		CHECK_OK(fpk_dec_set_positions(s, ok));
+		CHECK_OK(fpk_dec_step(m, s, FPK_DEC_PH_QKV | FPK_DEC_PH_DOWN, NULL));
+		CHECK_OK(fpk_dec_step(m, s, FPK_DEC_PH_ATTN | FPK_DEC_PH_HEAD, NULL));
+		CHECK(cudaDeviceSynchronize() == cudaSuccess);
 	}
 	fpk_dec_state_free(s);
 	fpk_dec_model_free(m);
