@@ -14,8 +14,11 @@ run "$build/bench/bench_encode"
 if [ $gpu = 1 ] && [ -x "$build/bench/bench_spmm" ]; then
 	run "$build/bench/bench_spmm" --out "$out" --threads "$(nproc)"
 	run "$build/bench/bench_ds"
+	# decode throughput (issue 8): dense vs Tiled-CSL in one run, Llama-2-7B and OPT-30B shapes (a few minutes;
+	# FPK_DECODE_ARGS=--quick for a 2-layer smoke run)
+	run "$build/bench/bench_decode" --threads "$(nproc)" --csv "$out/decode.csv" --md "$out/decode.md" ${FPK_DECODE_ARGS:-}
 else
-	echo; echo "== GPU benchmarks (bench_spmm, bench_ds) skipped: $([ $gpu = 1 ] && echo 'built without CUDA' || echo 'no GPU')"
+	echo; echo "== GPU benchmarks (bench_spmm, bench_ds, bench_decode) skipped: $([ $gpu = 1 ] && echo 'built without CUDA' || echo 'no GPU')"
 fi
 if [ "${FPK_BENCH_LARGE:-0}" = 1 ]; then
 	run bash bench/prune.sh "$build"
