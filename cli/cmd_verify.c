@@ -358,9 +358,11 @@ int cmd_verify(int argc, char **argv)
 				cJSON_AddNumberToObject(mo, "ppl", res[i]->ppl);
 				cJSON_AddNumberToObject(mo, "predictions", (double)res[i]->predictions);
 				cJSON_AddNumberToObject(mo, "seconds", res[i]->seconds);
+				cJSON_AddNumberToObject(mo, "engine_seconds", res[i]->engine_seconds);
 				if (er.gpu) {
 					cJSON_AddNumberToObject(mo, "spmm_matrices", res[i]->spmm_matrices);
 					cJSON_AddNumberToObject(mo, "dense_matrices", res[i]->dense_matrices);
+					cJSON_AddNumberToObject(mo, "upload_wait_s", res[i]->upload_wait_s);
 				}
 				cJSON_AddItemToArray(models, mo);
 			}

@@ -123,15 +123,19 @@ static int eval_one(const char *path, const fpk_eval_opts *o, const int *ids, si
 			rc = fpk_model_gpu_nll(m, ids, n, ctx, *prec, &r->mean_nll, &r->predictions, logits ? *logits : NULL,
 				logits ? nlog : 0, &gi);
 		if (!rc) {
+			r->engine_seconds = gi.seconds;
+			r->upload_wait_s = gi.upload_wait_s;
 			r->spmm_matrices = gi.spmm_matrices;
 			r->dense_matrices = gi.dense_matrices;
 			snprintf(rep->device, sizeof(rep->device), "%s", gi.device);
 			rep->passes = gi.passes;
 		}
 	} else if (!rc) {
+		double t1 = fpk_now_s();
 		rc = fpk_model_nll(m, ids, n, ctx, NULL, &r->mean_nll, &r->predictions);
 		if (!rc && logits)
 			rc = window_logits(m, ids, nlog, logits);
+		r->engine_seconds = fpk_now_s() - t1;
 	}
 	r->ppl = exp(r->mean_nll);
 	r->seconds = fpk_now_s() - t0;

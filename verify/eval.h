@@ -37,6 +37,8 @@ typedef struct fpk_eval_result {
 	int spmm_matrices;  /* GPU: layer matrices run through the Tiled-CSL SpMM kernel */
 	int dense_matrices; /* GPU: layer matrices run through cuBLAS */
 	double seconds;     /* load + perplexity (+ first-window logits on the CPU) */
+	double engine_seconds; /* perplexity (+ logits) alone: GPU, fpk_model_gpu_nll's wall time (uploads included) */
+	double upload_wait_s;  /* GPU: seconds the layer loop waited for weights */
 } fpk_eval_result;
 
 typedef struct fpk_eval_report {
