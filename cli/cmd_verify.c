@@ -4,6 +4,7 @@
 #include "channels_eval.h"
 #include "cli.h"
 #include "eval.h"
+#include "model_gpu.h"
 #include "verify.h"
 
 #include <cjson/cJSON.h>
@@ -60,9 +61,11 @@ static const cli_spec spec = {
 	"SpMM against a dense reference of the decoded weights (GPU: our kernel vs cuBLAS with fp32 accumulation; "
 	"CPU: kernels/spmm_ref.c, output rounded to the dtype, vs a dense fp64 product). Reports per tensor the max "
 	"absolute error and the max error relative to the output scale (max |reference|). Exit 0 all pass, 1 a "
-	"mismatch, 3 malformed pack, 5 GPU error. With --eval, the whole model runs from the pack on the CPU engine "
-	"(encoded weights decoded from Tiled-CSL) and its perplexity must match the first --against within "
-	"--max-ppl-diff; the max logit difference over the first window is reported.",
+	"mismatch, 3 malformed pack, 5 GPU error. With --eval, the whole model runs from the pack (--device: on the GPU "
+	"every encoded weight goes through our SpMM kernel, layer by layer, at the pack's 16-bit precision; on the CPU "
+	"reference engine the weights are decoded to fp32), each --against with the same engine, and the pack's "
+	"perplexity must match the first --against within --max-ppl-diff; the max logit difference over the first "
+	"window is reported.",
 	opts, 1, 1,
 };
 
@@ -283,6 +286,18 @@ int cmd_verify(int argc, char **argv)
 		printf("%s: %zu of %zu tensors failed\n", r->pass ? "PASS" : "FAIL", r->n_failed, r->n_tensors);
 	}
 	if (do_eval) {
+		int use_gpu = 0;
+		if ((rc = fpk_device_pick(device, &use_gpu))) {
+			code = cli_fail("verify", rc);
+			goto done;
+		}
+		if (!use_gpu && require_gpu) {
+			code = cli_fail("verify", fpk_error_set(FPK_EGPU, "--require-gpu: no usable GPU for --eval"));
+			goto done;
+		}
+		if (!use_gpu && !strcmp(device, "auto"))
+			cli_info("verify: no GPU: --eval runs on the CPU reference engine\n");
+		eo.use_gpu = use_gpu;
 		eo.pack = o.pack;
 		for (size_t i = 0; i < against.n; i++)
 			eo.against[i] = against.v[i];
@@ -298,12 +313,20 @@ int cmd_verify(int argc, char **argv)
 			code = cli_fail("verify", rc);
 			goto done;
 		}
-		printf("\neval: %zu tokens (%zu documents), context %d, CPU engine\n", er.tokens, er.documents, er.context);
-		printf("%-10s  %10s  %10s  %s\n", "model", "mean_nll", "ppl", "path");
-		printf("%-10s  %10.5f  %10.4f  %s\n", "pack", er.pack.mean_nll, er.pack.ppl, er.pack.path);
+		printf("\neval: %zu tokens (%zu documents), context %d, ", er.tokens, er.documents, er.context);
+		if (er.gpu)
+			printf("GPU engine on %s: %s linear products with fp32 accumulation, layer-streamed (%d pass%s); pack: "
+			       "%d matrices through the Tiled-CSL SpMM kernel, %d through cuBLAS\n", er.device,
+			       fpk_dtypes[er.precision].name, er.passes, er.passes == 1 ? "" : "es", er.pack.spmm_matrices,
+			       er.pack.dense_matrices);
+		else
+			printf("CPU reference engine (fp32, encoded weights decoded)\n");
+		printf("%-10s  %10s  %10s  %8s  %s\n", "model", "mean_nll", "ppl", "seconds", "path");
+		printf("%-10s  %10.5f  %10.4f  %8.2f  %s\n", "pack", er.pack.mean_nll, er.pack.ppl, er.pack.seconds,
+		       er.pack.path);
 		for (int i = 0; i < er.n_against; i++)
-			printf("%-10s  %10.5f  %10.4f  %s\n", i == 0 ? "against" : "against+", er.against[i].mean_nll,
-			       er.against[i].ppl, er.against[i].path);
+			printf("%-10s  %10.5f  %10.4f  %8.2f  %s\n", i == 0 ? "against" : "against+", er.against[i].mean_nll,
+			       er.against[i].ppl, er.against[i].seconds, er.against[i].path);
 		if (er.n_against)
 			printf("eval %s: relative perplexity difference %.3e (bound %.1e), max logit difference %.3e over %d "
 			       "tokens\n", er.pass ? "PASS" : "FAIL", er.rel_ppl_diff, max_ppl_diff, er.max_logit_diff,
@@ -316,6 +339,12 @@ int cmd_verify(int argc, char **argv)
 			cJSON_AddNumberToObject(e, "tokens", (double)er.tokens);
 			cJSON_AddNumberToObject(e, "documents", (double)er.documents);
 			cJSON_AddNumberToObject(e, "context", er.context);
+			cJSON_AddStringToObject(e, "device", er.gpu ? "gpu" : "cpu");
+			cJSON_AddStringToObject(e, "engine", er.gpu ? "gpu-spmm" : "cpu-reference");
+			cJSON_AddStringToObject(e, "device_name", er.device);
+			cJSON_AddStringToObject(e, "precision", fpk_dtypes[er.precision].name);
+			if (er.gpu)
+				cJSON_AddNumberToObject(e, "passes", er.passes);
 			const fpk_eval_result *res[1 + FPK_EVAL_MAX_AGAINST];
 			res[0] = &er.pack;
 			for (int i = 0; i < er.n_against; i++)
@@ -328,6 +357,13 @@ int cmd_verify(int argc, char **argv)
 				cJSON_AddNumberToObject(mo, "mean_nll", res[i]->mean_nll);
 				cJSON_AddNumberToObject(mo, "ppl", res[i]->ppl);
 				cJSON_AddNumberToObject(mo, "predictions", (double)res[i]->predictions);
+				cJSON_AddNumberToObject(mo, "seconds", res[i]->seconds);
+				cJSON_AddNumberToObject(mo, "engine_seconds", res[i]->engine_seconds);
+				if (er.gpu) {
+					cJSON_AddNumberToObject(mo, "spmm_matrices", res[i]->spmm_matrices);
+					cJSON_AddNumberToObject(mo, "dense_matrices", res[i]->dense_matrices);
+					cJSON_AddNumberToObject(mo, "upload_wait_s", res[i]->upload_wait_s);
+				}
 				cJSON_AddItemToArray(models, mo);
 			}
 			cJSON_AddNumberToObject(e, "rel_ppl_diff", er.rel_ppl_diff);

@@ -18,6 +18,9 @@ typedef struct model_priv {
 	fpk_st_model *st;             /* kept open when lazy */
 	const fpk_st_tensor **src;    /* (n_layers, FPK_LW_COUNT) when lazy */
 	fpk_pack *pack;               /* set when loading from a packed-model directory: encoded weights decode */
+	const fpk_pack_tensor **psrc; /* (n_layers, FPK_LW_COUNT) when lazy: the encoded layer matrices of a pack */
+	int mat_dtype;                /* dtype of the first layer matrix seen (file dtype, or the pack's 16-bit one) */
+	int pack_dtype;               /* dtype of the first encoded layer matrix, -1 when none */
 } model_priv;
 
 enum { ACT_SILU, ACT_RELU, ACT_GELU, ACT_GELU_TANH };
@@ -66,7 +69,8 @@ static int track_alloc(model_priv *p, float *buf)
 	return 0;
 }
 
-/* an encoded weight of a pack: decode the Tiled-CSL arrays (validated by fpk_pack_open) to fp32 */
+/* an encoded weight of a pack: decode the Tiled-CSL arrays (validated by fpk_pack_open) to fp32; a layer matrix
+ * of a lazily loaded model stays encoded in the pack's mapping (fpk_model_layer_tcsl) */
 static int get_packed(fpk_model *m, const fpk_pack_tensor *pt, int64_t d0, int64_t d1, float **out)
 {
 	model_priv *p = m->priv;
@@ -74,8 +78,16 @@ static int get_packed(fpk_model *m, const fpk_pack_tensor *pt, int64_t d0, int64
 	if (t->m != d0 || t->k != d1)
 		return fpk_error_set(FPK_EFORMAT, "packed tensor '%s' has the wrong shape for config.json (expected [%lld, %lld])",
 			pt->name, (long long)d0, (long long)d1);
-	if (p->lazy)
-		return fpk_error_set(FPK_EUSAGE, "packed tensor '%s': lazy loading of packs is not supported", pt->name);
+	if (p->slot >= 0) {
+		if (p->pack_dtype < 0)
+			p->pack_dtype = t->dtype;
+		if (p->mat_dtype < 0)
+			p->mat_dtype = t->dtype;
+	}
+	if (p->lazy && p->slot >= 0) {
+		p->psrc[(size_t)p->layer * FPK_LW_COUNT + p->slot] = pt;
+		return 0;
+	}
 	size_t n = (size_t)t->m * (size_t)t->k;
 	uint16_t *h = malloc(n * sizeof(*h));
 	float *buf = malloc(n * sizeof(float));
@@ -118,6 +130,8 @@ static int get_tensor(fpk_model *m, const fpk_st_model *st, const char *name, in
 		return fpk_error_set(FPK_EFORMAT, "tensor '%s' has dtype %s (expected F32, F16 or BF16)", name,
 			fpk_dtypes[t->dtype].name);
 	int rc;
+	if (p->slot >= 0 && p->mat_dtype < 0)
+		p->mat_dtype = t->dtype;
 	if (p->lazy && p->slot >= 0) {
 		p->src[(size_t)p->layer * FPK_LW_COUNT + p->slot] = t;
 		return 0;
@@ -147,6 +161,7 @@ void fpk_model_free(fpk_model *m)
 			free(p->allocs[i]);
 		free(p->allocs);
 		free(p->src);
+		free(p->psrc);
 		fpk_st_model_close(p->st);
 		fpk_pack_close(p->pack);
 		free(p);
@@ -188,6 +203,23 @@ const fpk_st_tensor *fpk_model_layer_src(const fpk_model *m, int l, int j)
 	return p->src[(size_t)l * FPK_LW_COUNT + j];
 }
 
+const fpk_tcsl *fpk_model_layer_tcsl(const fpk_model *m, int l, int j)
+{
+	const model_priv *p = m->priv;
+	if (!p->lazy || !p->psrc || l < 0 || l >= m->cfg.n_layers || j < 0 || j >= FPK_LW_COUNT)
+		return NULL;
+	const fpk_pack_tensor *pt = p->psrc[(size_t)l * FPK_LW_COUNT + j];
+	return pt ? &pt->tcsl : NULL;
+}
+
+fpk_dtype fpk_model_weight_dtype(const fpk_model *m)
+{
+	const model_priv *p = m->priv;
+	if (p->pack_dtype >= 0)
+		return (fpk_dtype)p->pack_dtype;
+	return p->mat_dtype >= 0 ? (fpk_dtype)p->mat_dtype : FPK_F32;
+}
+
 static int model_load(fpk_model **out, const char *path, int threads, int lazy);
 int fpk_model_load(fpk_model **out, const char *path, int threads) { return model_load(out, path, threads, 0); }
 int fpk_model_load_lazy(fpk_model **out, const char *path, int threads) { return model_load(out, path, threads, 1); }
@@ -206,6 +238,7 @@ static int model_load(fpk_model **out, const char *path, int threads, int lazy)
 	model_priv *p = m->priv;
 	p->lazy = lazy;
 	p->slot = -1;
+	p->mat_dtype = p->pack_dtype = -1;
 	if ((rc = fpk_model_config_load(&m->cfg, path)))
 		goto done;
 	if ((rc = fpk_st_model_open(&st, path)))
@@ -231,7 +264,8 @@ static int model_load(fpk_model **out, const char *path, int threads, int lazy)
 	m->q_dim = c->n_heads * c->head_dim;
 	m->kv_dim = c->n_kv_heads * c->head_dim;
 	m->embed_dim = H;
-	if (lazy && !(p->src = calloc((size_t)c->n_layers * FPK_LW_COUNT, sizeof(*p->src)))) {
+	if (lazy && (!(p->src = calloc((size_t)c->n_layers * FPK_LW_COUNT, sizeof(*p->src))) ||
+		     !(p->psrc = calloc((size_t)c->n_layers * FPK_LW_COUNT, sizeof(*p->psrc))))) {
 		rc = fpk_error_set(FPK_EIO, "out of memory");
 		goto done;
 	}

@@ -6,6 +6,7 @@
 #include "fpk_common.h"
 #include "model_config.h"
 #include "safetensors.h"
+#include "tcsl.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +51,12 @@ enum { FPK_LW_LN1_W, FPK_LW_LN1_B, FPK_LW_LN2_W, FPK_LW_LN2_B, FPK_LW_Q, FPK_LW_
 	FPK_LW_BK, FPK_LW_BV, FPK_LW_BO, FPK_LW_GATE, FPK_LW_UP, FPK_LW_BUP, FPK_LW_DOWN, FPK_LW_BDOWN, FPK_LW_COUNT };
 /* the file tensor of slot j of layer l when the model was loaded lazily, else NULL */
 const fpk_st_tensor *fpk_model_layer_src(const fpk_model *m, int l, int j);
+/* A pack loaded lazily keeps its encoded layer matrices encoded: the Tiled-CSL form of slot j of layer l (arrays in
+ * the pack's read-only mapping, checked by fpk_pack_open, valid until fpk_model_free), else NULL. */
+const fpk_tcsl *fpk_model_layer_tcsl(const fpk_model *m, int l, int j);
+/* Dtype of the layer matrices: the pack's 16-bit dtype when any layer matrix is encoded, else the file dtype of
+ * the first layer matrix (FPK_F32, FPK_F16 or FPK_BF16). */
+fpk_dtype fpk_model_weight_dtype(const fpk_model *m);
 void fpk_model_free(fpk_model *m);
 
 /* Activation hooks. All arrays are row-major (n tokens, heads*head_dim), head-major within a row. */

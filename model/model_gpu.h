@@ -29,6 +29,30 @@ int fpk_model_gpu_generate_greedy(const fpk_model *m, const int *prompt, int n_p
 int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len, int modes, int half,
 	double *sum[3], double timing[4], fpk_progress_fn progress, void *progress_ud);
 
+/* What fpk_model_gpu_nll ran. */
+typedef struct fpk_gpu_eval_info {
+	char device[128];   /* the GPU's name */
+	fpk_dtype dtype;    /* precision of the linear products (inputs, weights and outputs; fp32 accumulation) */
+	int spmm_matrices;  /* layer matrices run through the Tiled-CSL SpMM kernel (encoded in a pack) */
+	int dense_matrices; /* layer matrices run through cuBLAS (dense checkpoints, tensors a pack left dense) */
+	int passes;         /* times the layers were streamed through the GPU (windows batched per pass) */
+	size_t windows;     /* context windows evaluated */
+	double upload_wait_s; /* seconds the layer loop waited for weights (read + upload; the next layer prefetches) */
+	double seconds;     /* wall time of the call */
+} fpk_gpu_eval_info;
+
+/* Perplexity on the GPU, the contract of fpk_model_nll (no hooks): mean NLL of tokens[1..n-1] over non-overlapping
+ * windows of ctx tokens, *count predictions. Layer-streamed: one decoder layer's weights on the device at a time
+ * (the next one prefetched by a thread), the hidden states of many windows carried from layer to layer, as many
+ * windows per pass as device memory allows. Load the model with fpk_model_load_lazy: a pack's encoded layer
+ * matrices then run through the Tiled-CSL SpMM kernel from their arrays (never decoded); other matrices through
+ * cuBLAS. prec FPK_F16 or FPK_BF16: every linear product takes prec inputs and weights (dense ones converted) and
+ * gives a prec output with fp32 accumulation, as the SpMM kernel does; FPK_F32: fp32 products for dense matrices.
+ * Norms, attention, the LM head and the log-softmax are fp32. logits (may be NULL when nlog == 0) receives the
+ * logits of tokens[0..nlog-1] (nlog x vocab; nlog <= ctx, the first window). info may be NULL. */
+int fpk_model_gpu_nll(const fpk_model *m, const int *tokens, size_t n, int ctx, fpk_dtype prec, double *mean_nll,
+	size_t *count, float *logits, int nlog, fpk_gpu_eval_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,4 +44,15 @@ int fpk_model_gpu_qk_sums(const fpk_model *m, const int *tokens, int nb, int len
 	(void)m, (void)tokens, (void)nb, (void)len, (void)modes, (void)half, (void)sum, (void)timing, (void)progress, (void)progress_ud;
 	return fpk_error_set(FPK_EGPU, "this build has no CUDA support");
 }
+
+int fpk_model_gpu_nll(const fpk_model *m, const int *tokens, size_t n, int ctx, fpk_dtype prec, double *mean_nll,
+	size_t *count, float *logits, int nlog, fpk_gpu_eval_info *info)
+{
+	(void)m, (void)tokens, (void)n, (void)ctx, (void)prec, (void)logits, (void)nlog;
+	*mean_nll = 0;
+	*count = 0;
+	if (info)
+		memset(info, 0, sizeof(*info));
+	return fpk_error_set(FPK_EGPU, "this build has no CUDA support");
+}
 #endif

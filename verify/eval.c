@@ -1,7 +1,10 @@
 /* eval.c: perplexity of a pack and of its dense references with the same engine, plus the max logit difference
- * on the first window. The pack's encoded weights are decoded from Tiled-CSL by the engine's loader. */
+ * on the first window. CPU engine: the pack's encoded weights are decoded from Tiled-CSL by the loader. GPU engine:
+ * the model is loaded lazily and the encoded weights run through the SpMM kernel straight from their arrays; every
+ * model of one run is computed at the pack's weight precision. */
 #include "eval.h"
 #include "model.h"
+#include "model_gpu.h"
 #include "tokenizer.h"
 
 #include <math.h>
@@ -88,11 +91,14 @@ static int window_logits(const fpk_model *m, const int *ids, int n, float **out)
 	return rc;
 }
 
+/* perplexity of the model at path (and, when logits, the first nlog tokens' logits). GPU: *prec is the precision
+ * of the linear products; FPK_DTYPE_COUNT on the first call (the pack) sets it from the model's weights. */
 static int eval_one(const char *path, const fpk_eval_opts *o, const int *ids, size_t n, int ctx, fpk_eval_result *r,
-		    float **logits, int nlog, int *vocab)
+		    float **logits, int nlog, int *vocab, fpk_dtype *prec, fpk_eval_report *rep)
 {
 	fpk_model *m = NULL;
-	int rc = fpk_model_load(&m, path, o->threads);
+	double t0 = fpk_now_s();
+	int rc = o->use_gpu ? fpk_model_load_lazy(&m, path, o->threads) : fpk_model_load(&m, path, o->threads);
 	snprintf(r->path, sizeof(r->path), "%s", path);
 	if (rc)
 		return fpk_error_wrap(rc, "loading '%s': ", path);
@@ -107,11 +113,32 @@ static int eval_one(const char *path, const fpk_eval_opts *o, const int *ids, si
 	if (ctx > m->cfg.max_pos)
 		rc = fpk_error_set(FPK_EUSAGE, "--context %d exceeds max_position_embeddings %d of '%s'", ctx, m->cfg.max_pos,
 				   path);
-	if (!rc)
+	if (!rc && o->use_gpu) {
+		fpk_gpu_eval_info gi;
+		if (*prec == FPK_DTYPE_COUNT)
+			*prec = fpk_model_weight_dtype(m);
+		if (logits && !(*logits = malloc((size_t)nlog * (size_t)*vocab * sizeof(float))))
+			rc = fpk_error_set(FPK_EIO, "out of memory");
+		if (!rc)
+			rc = fpk_model_gpu_nll(m, ids, n, ctx, *prec, &r->mean_nll, &r->predictions, logits ? *logits : NULL,
+				logits ? nlog : 0, &gi);
+		if (!rc) {
+			r->engine_seconds = gi.seconds;
+			r->upload_wait_s = gi.upload_wait_s;
+			r->spmm_matrices = gi.spmm_matrices;
+			r->dense_matrices = gi.dense_matrices;
+			snprintf(rep->device, sizeof(rep->device), "%s", gi.device);
+			rep->passes = gi.passes;
+		}
+	} else if (!rc) {
+		double t1 = fpk_now_s();
 		rc = fpk_model_nll(m, ids, n, ctx, NULL, &r->mean_nll, &r->predictions);
-	if (!rc && logits)
-		rc = window_logits(m, ids, nlog, logits);
+		if (!rc && logits)
+			rc = window_logits(m, ids, nlog, logits);
+		r->engine_seconds = fpk_now_s() - t1;
+	}
 	r->ppl = exp(r->mean_nll);
+	r->seconds = fpk_now_s() - t0;
 	fpk_model_free(m);
 	return rc;
 }
@@ -148,11 +175,15 @@ int fpk_eval_run(const fpk_eval_opts *o, fpk_eval_report *r)
 	if (o->progress)
 		o->progress(o->ud, "perplexity", 0, steps);
 	int vocab[2] = {0, 0}, v;
-	rc = eval_one(o->pack, o, ids, n, ctx, &r->pack, o->n_against ? &lp : NULL, nlog, &vocab[0]);
+	fpk_dtype prec = o->use_gpu ? FPK_DTYPE_COUNT : FPK_F32;
+	r->gpu = o->use_gpu;
+	snprintf(r->device, sizeof(r->device), "cpu");
+	rc = eval_one(o->pack, o, ids, n, ctx, &r->pack, o->n_against ? &lp : NULL, nlog, &vocab[0], &prec, r);
+	r->precision = prec;
 	for (int i = 0; !rc && i < o->n_against; i++) {
 		if (o->progress)
 			o->progress(o->ud, "perplexity", 1 + (uint64_t)i, steps);
-		rc = eval_one(o->against[i], o, ids, n, ctx, &r->against[i], i == 0 ? &la : NULL, nlog, &v);
+		rc = eval_one(o->against[i], o, ids, n, ctx, &r->against[i], i == 0 ? &la : NULL, nlog, &v, &prec, r);
 		if (i == 0)
 			vocab[1] = v;
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # verify_eval.sh: `verify --eval` on the real stories260K: the dense model's loss agrees with llama2.c's training
-# report (~1.297 on TinyStories), a pack matches its pruned checkpoint exactly on the CPU engine, and a pack that
-# does not match the checkpoint it is compared with fails with exit 1.
+# report (~1.297 on TinyStories), a pack matches its pruned checkpoint exactly on the CPU engine, a pack that
+# does not match the checkpoint it is compared with fails with exit 1, and --device gpu without a GPU is exit 5.
 set -euo pipefail
 T=$FPK_SHARED/testdata
 text=$T/tinystories-sample/tinystories_sample.txt
@@ -25,4 +25,15 @@ rc=$?
 set -e
 [ $rc -eq 1 ] || { echo "FAIL: wrong pack exited $rc"; cat "$w/bad.out"; exit 1; }
 grep -q 'eval FAIL' "$w/bad.out" || { echo "FAIL: eval did not fail"; cat "$w/bad.out"; exit 1; }
+# --device cpu names the CPU reference engine (json too); --device gpu without a usable GPU (or CUDA build) is exit 5
+out=$("$FPK_BIN" verify "$w/pack30" --against "$w/p30" --eval "$text" --batch 1 --device cpu -q --json "$w/c.json")
+grep -q 'CPU reference engine' <<<"$out" || { echo "FAIL: engine line"; exit 1; }
+grep -q '"engine":[[:space:]]*"cpu-reference"' "$w/c.json" || { echo "FAIL: json engine"; exit 1; }
+set +e
+"$FPK_BIN" verify "$w/pack30" --against "$w/p30" --eval "$text" --batch 1 --device gpu -q >"$w/gpu.out" 2>&1
+rc=$?
+set -e
+if ! grep -q 'GPU engine' "$w/gpu.out"; then
+	[ $rc -eq 5 ] || { echo "FAIL: --device gpu without a GPU exited $rc"; cat "$w/gpu.out"; exit 1; }
+fi
 echo ok

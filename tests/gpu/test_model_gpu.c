@@ -1,6 +1,7 @@
 /* test_model_gpu.c (label gpu): the GPU path of the engine: llama2.c's 200 greedy steps on stories260K (fp32 exact,
- * fp16 copy >= 20 leading tokens), and layer-streamed calibration against the CPU reference: statistics within
- * 1e-4 relative, the same channel orders except where two channels' statistics tie within that tolerance. */
+ * fp16 copy >= 20 leading tokens), layer-streamed calibration against the CPU reference: statistics within
+ * 1e-4 relative, the same channel orders except where two channels' statistics tie within that tolerance, and
+ * GPU perplexity against fpk_model_nll (fp32: 1e-5 relative NLL, 1e-3 logits; fp16 products 1%, bf16 3% ppl). */
 #include "calibrate.h"
 #include "fpk_test.h"
 #include "model_gpu.h"
@@ -137,6 +138,91 @@ done:
 	fpk_model_free(lz);
 }
 
+/* fpk_model_gpu_nll vs fpk_model_nll on the TinyStories sample (one id stream): windows of 200 (full ones + a
+ * short one) and of a length that leaves one token over (no window of its own), exact fp32 and the 16-bit product
+ * modes, one pass and two windows per pass (FPK_GPU_PASS_WINDOWS) */
+static void gpu_nll_should_match_the_cpu_reference(void)
+{
+	fpk_model *m = NULL, *lz = NULL;
+	fpk_tokenizer *t = NULL;
+	fpk_model_state *st = NULL;
+	char *text = NULL;
+	size_t len = 0, n = 0;
+	int *ids = NULL, nlog = 64;
+	float *lg = malloc((size_t)nlog * 512 * sizeof(float));
+	CHECK_OK(fpk_model_load(&m, fpk_test_shared("testdata/stories260K"), 0));
+	CHECK_OK(fpk_model_load_lazy(&lz, fpk_test_shared("testdata/stories260K"), 0));
+	CHECK_OK(fpk_tokenizer_load(&t, fpk_test_shared("testdata/stories260K")));
+	CHECK_OK(fpk_read_file(fpk_test_shared("testdata/tinystories-sample/tinystories_sample.txt"), &text, &len));
+	if (!m || !lz || !t || !text || !lg)
+		goto done;
+	CHECK_OK(fpk_tokenizer_encode(t, text, len, 1, &ids, &n));
+	CHECK_EQ_INT(m->cfg.vocab, 512);
+	CHECK_OK(fpk_model_state_new(m, nlog, nlog, &st));
+	CHECK_OK(fpk_model_forward(m, st, ids, nlog, 0, NULL, 1));
+	int ctxs[2] = {200, 0};
+	for (int cl = 1000; cl > 300 && !ctxs[1]; cl--)
+		if (n % (size_t)cl == 1)
+			ctxs[1] = cl;
+	CHECK(ctxs[1] > 0);
+	if (!ctxs[1])
+		goto done;
+	const fpk_dtype precs[3] = {FPK_F32, FPK_F16, FPK_BF16};
+	for (int ci = 0; ci < 2; ci++) {
+		double a, b, c;
+		size_t ca, cb, cc;
+		CHECK_OK(fpk_model_nll(m, ids, n, ctxs[ci], NULL, &a, &ca));
+		for (int pi = 0; pi < 3; pi++) {
+			fpk_gpu_eval_info info;
+			for (size_t i = 0; i < (size_t)nlog * 512; i++)
+				lg[i] = NAN;
+			CHECK_OK(fpk_model_gpu_nll(lz, ids, n, ctxs[ci], precs[pi], &b, &cb, lg, nlog, &info));
+			double md = 0;
+			for (size_t i = 0; i < (size_t)nlog * 512; i++) {
+				double d = fabs((double)lg[i] - (double)st->logits[i]);
+				md = d <= md ? md : isnan(d) ? INFINITY : d;
+			}
+			double rel_nll = fabs(b - a) / a, rel_ppl = fabs(exp(b) - exp(a)) / exp(a);
+			fprintf(stderr, "ctx %d, %s products: cpu nll %.6f, gpu %.6f (rel %.2e, ppl rel %.2e), %zu/%zu predictions, "
+				"max logit diff %.2e, %d dense matrices, %d passes\n", ctxs[ci], fpk_dtypes[precs[pi]].name, a, b,
+				rel_nll, rel_ppl, cb, ca, md, info.dense_matrices, info.passes);
+			CHECK(cb == ca);
+			CHECK_EQ_INT(info.dense_matrices, 35);
+			CHECK_EQ_INT(info.spmm_matrices, 0);
+			if (precs[pi] == FPK_F32) {
+				CHECK(rel_nll < 1e-5);
+				CHECK(md < 1e-3);
+			} else {
+				CHECK(rel_ppl < (precs[pi] == FPK_F16 ? 1e-2 : 3e-2));
+			}
+		}
+		/* several passes over the layers: the same numbers up to the products' batch-dependent order */
+		setenv("FPK_GPU_PASS_WINDOWS", "2", 1);
+		fpk_gpu_eval_info info;
+		CHECK_OK(fpk_model_gpu_nll(lz, ids, n, ctxs[ci], FPK_F16, &c, &cc, NULL, 0, &info));
+		unsetenv("FPK_GPU_PASS_WINDOWS");
+		CHECK_OK(fpk_model_gpu_nll(lz, ids, n, ctxs[ci], FPK_F16, &b, &cb, NULL, 0, NULL));
+		fprintf(stderr, "ctx %d: %d passes, nll %.8f vs %.8f in one pass\n", ctxs[ci], info.passes, c, b);
+		size_t nwin = n / (size_t)ctxs[ci] + (n % (size_t)ctxs[ci] >= 2);
+		CHECK((size_t)info.passes == (nwin + 1) / 2);
+		CHECK(cb == n - nwin - (n % (size_t)ctxs[ci] == 1));
+		CHECK(cc == cb && fabs(c - b) < 1e-5 * b);
+	}
+	CHECK_ERR(fpk_model_gpu_nll(lz, ids, 1, 200, FPK_F16, &(double){0}, &(size_t){0}, NULL, 0, NULL), FPK_EUSAGE,
+		"at least 2 tokens");
+	ids[5] = 512;
+	CHECK_ERR(fpk_model_gpu_nll(lz, ids, n, 200, FPK_F16, &(double){0}, &(size_t){0}, NULL, 0, NULL), FPK_EFORMAT,
+		"outside the model's vocabulary");
+done:
+	fpk_model_state_free(st);
+	free(lg);
+	free(ids);
+	free(text);
+	fpk_tokenizer_free(t);
+	fpk_model_free(m);
+	fpk_model_free(lz);
+}
+
 int main(void)
 {
 	if (!fpk_gpu_available()) {
@@ -146,5 +232,6 @@ int main(void)
 	RUN(gpu_generate_should_reproduce_llama2c_greedy_200);
 	RUN(gpu_calibration_should_match_the_cpu_reference);
 	RUN(gpu_half_mode_should_stay_close_to_exact);
+	RUN(gpu_nll_should_match_the_cpu_reference);
 	TEST_EXIT();
 }
