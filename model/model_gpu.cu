@@ -5,6 +5,7 @@
  * thread on a non-blocking stream), the hidden states of all blocks carried from layer to layer. Generation keeps every layer resident (small models).
  * Tested by tests/gpu/test_model_gpu.c (label gpu): llama2.c golden and CPU-vs-GPU calibration statistics. */
 #include "model_gpu.h"
+#include "attn_prefill.h"
 #include "channels.h"
 
 #include <cublas_v2.h>
@@ -263,6 +264,7 @@ typedef struct gctx {
 	size_t rows_cap;
 	float *xb, *q, *att, *h1, *h2, *S, *tmp;
 	__half *xh;      /* half copy of a linear layer's input (half mode) */
+	int xh_keep;     /* 1: xh already holds this call's input (q/k/v and up/gate share theirs) */
 	size_t S_cap;
 	void *stage;     /* pinned host staging for one matrix */
 	size_t stage_cap;
@@ -474,8 +476,10 @@ static int linear(gctx *g, float *Y, const float *X, const void *W, int half, co
 	int rc = 0;
 	const float one = 1.0f, zero = 0.0f;
 	if (half) {
-		k_to_half<<<nblk(rows * in), 256>>>(g->xh, X, rows * in);
-		KCHECK();
+		if (!g->xh_keep) {
+			k_to_half<<<nblk(rows * in), 256>>>(g->xh, X, rows * in);
+			KCHECK();
+		}
 		CB(cublasGemmEx(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, (int)rows, in, &one, W, CUDA_R_16F, in, g->xh, CUDA_R_16F,
 			in, &zero, Y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 	} else {
@@ -536,9 +540,15 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		CK(cudaMemcpy(g->xb, x, rows * H * sizeof(float), cudaMemcpyDeviceToDevice));
 	}
 	CK(cudaEventRecord(g->ev[0]));
-	if ((rc = linear(g, g->q, g->xb, w->p[FPK_LW_Q], w->half, WF(w, FPK_LW_BQ), rows, H, m->q_dim)) ||
-		(rc = linear(g, k, g->xb, w->p[FPK_LW_K], w->half, WF(w, FPK_LW_BK), rows, H, m->kv_dim)) ||
-		(rc = linear(g, v, g->xb, w->p[FPK_LW_V], w->half, WF(w, FPK_LW_BV), rows, H, m->kv_dim)))
+	/* q, k and v share their input: in half mode it is converted once */
+	if ((rc = linear(g, g->q, g->xb, w->p[FPK_LW_Q], w->half, WF(w, FPK_LW_BQ), rows, H, m->q_dim)))
+		goto done;
+	g->xh_keep = 1;
+	rc = linear(g, k, g->xb, w->p[FPK_LW_K], w->half, WF(w, FPK_LW_BK), rows, H, m->kv_dim);
+	if (!rc)
+		rc = linear(g, v, g->xb, w->p[FPK_LW_V], w->half, WF(w, FPK_LW_BV), rows, H, m->kv_dim);
+	g->xh_keep = 0;
+	if (rc)
 		goto done;
 	CK(cudaEventRecord(g->ev[1]));
 	if (sums && sums->d[FPK_CH_Q]) {
@@ -565,7 +575,13 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		goto done;
 	}
 	CK(cudaEventRecord(g->ev[2]));
-	for (int h = 0; h < nh; h++) {
+	if (g->half && fpk_attn_prefill_supported(d)) {
+		/* mixed precision: one fused launch (fp16 tensor-core products, fp32 online softmax, scores on chip) */
+		fpk_attn_prefill_params ap = {g->q, kc, vc, g->att, nb, Tq, pos0, nh, c->n_kv_heads, d, m->q_dim,
+			m->kv_dim, (int64_t)ctx * m->kv_dim, scale, NULL};
+		if ((rc = fpk_attn_prefill(&ap)))
+			goto done;
+	} else for (int h = 0; h < nh; h++) {
 		int kvh = h / grp;
 		long long sK = (long long)ctx * m->kv_dim, sQ = (long long)Tq * m->q_dim, sS = (long long)Tq * L;
 		CB(cublasSgemmStridedBatched(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, L, Tq, d, &scale, kc + (size_t)kvh * d,
@@ -595,7 +611,10 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 	CK(cudaEventRecord(g->ev[5]));
 	if ((rc = linear(g, g->h1, g->xb, w->p[FPK_LW_UP], w->half, WF(w, FPK_LW_BUP), rows, H, I)))
 		goto done;
-	if (w->p[FPK_LW_GATE] && (rc = linear(g, g->h2, g->xb, w->p[FPK_LW_GATE], w->half, NULL, rows, H, I)))
+	g->xh_keep = 1; /* gate reads the same input as up */
+	rc = w->p[FPK_LW_GATE] ? linear(g, g->h2, g->xb, w->p[FPK_LW_GATE], w->half, NULL, rows, H, I) : 0;
+	g->xh_keep = 0;
+	if (rc)
 		goto done;
 	k_act<<<nblk(rows * I), 256>>>(g->h1, w->p[FPK_LW_GATE] ? g->h2 : NULL, rows * I, g->act);
 	KCHECK();
