@@ -127,7 +127,7 @@ int fpk_calibrate_channels(const fpk_model *m, const fpk_calibrate_opts *o, fpk_
 		}
 	}
 	if (o->use_gpu) {
-		if ((rc = fpk_model_gpu_qk_sums(m, o->tokens, nb, len, modes, 0, sums.sum, NULL, o->progress, o->progress_ud)))
+		if ((rc = fpk_model_gpu_qk_sums(m, o->tokens, nb, len, modes, o->mixed, sums.sum, NULL, o->progress, o->progress_ud)))
 			goto done;
 		sums.tokens = r.tokens_used;
 	} else {

@@ -23,6 +23,8 @@ typedef struct fpk_calibrate_opts {
 	int use_gpu;           /* layer-streamed GPU path (model_gpu.h) */
 	fpk_progress_fn progress;
 	void *progress_ud;
+	int mixed;             /* GPU path only: fp16 weights and linear inputs (fp32 accumulation) and the fused
+	                        * fp16 tensor-core attention (kernels/attn_prefill.h); 0: fp32 throughout */
 } fpk_calibrate_opts;
 
 typedef struct fpk_calibration {

@@ -11,7 +11,7 @@
 #include <string.h>
 
 static int channels, blocks, block_len, report, threads, force;
-static const char *data_path, *tokens_path, *out_path, *mode_str, *device;
+static const char *data_path, *tokens_path, *out_path, *mode_str, *device, *precision;
 
 static const cli_opt opts[] = {
 	{"channels", 0, CLI_FLAG, &channels, NULL, "calibrate Double Sparsity heavy channels (the only kind so far)"},
@@ -23,6 +23,9 @@ static const cli_opt opts[] = {
 	{"blocks", 0, CLI_INT, &blocks, "N", "blocks of calibration tokens (default 256)"},
 	{"block-len", 0, CLI_INT, &block_len, "N", "tokens per block (default 512)"},
 	{"device", 0, CLI_STRING, &device, "auto|gpu|cpu", "where to run (default auto: the GPU when there is one)"},
+	{"precision", 0, CLI_STRING, &precision, "fp32|mixed",
+		"GPU arithmetic: fp32 (default, exact) or mixed (fp16 weights and products with fp32 accumulation, fused "
+		"tensor-core attention: about 2x faster on large models, statistics within ~1e-3 relative)"},
 	{"report", 0, CLI_FLAG, &report, NULL,
 		"print, per layer and head, the share of the statistic held by the top d/16, d/8, d/4 channels"},
 	{"threads", 0, CLI_INT, &threads, "N", "CPU worker threads (default: all cores)"},
@@ -70,7 +73,7 @@ static int ceil_div(int a, int b)
 int cmd_calibrate(int argc, char **argv)
 {
 	char **pos = NULL, *text = NULL, *json = NULL, *meta_path = NULL, *meta_text = NULL, *cfg_text = NULL;
-	int npos, rc, ex = 0, *ids = NULL, modes = 0, use_gpu = 0;
+	int npos, rc, ex = 0, *ids = NULL, modes = 0, use_gpu = 0, mixed = 0;
 	size_t nids = 0, tlen = 0, jlen = 0, cfg_len = 0;
 	fpk_model *m = NULL;
 	fpk_tokenizer *tok = NULL;
@@ -83,6 +86,7 @@ int cmd_calibrate(int argc, char **argv)
 	block_len = 512;
 	data_path = tokens_path = out_path = mode_str = NULL;
 	device = "auto";
+	precision = "fp32";
 	if ((rc = cli_parse(&spec, argc, argv, &pos, &npos)))
 		return rc < 0 ? 0 : rc;
 #define FAIL(code)                                                                                                   \
@@ -100,6 +104,13 @@ int cmd_calibrate(int argc, char **argv)
 		FAIL(fpk_error_set(FPK_EUSAGE, "--blocks must be >= 1 and --block-len >= 2 (got %d, %d)", blocks, block_len));
 	if ((rc = parse_modes(mode_str, &modes)) || (rc = fpk_device_pick(device, &use_gpu)))
 		FAIL(rc);
+	if (strcmp(precision, "fp32") && strcmp(precision, "mixed"))
+		FAIL(fpk_error_set(FPK_EUSAGE, "--precision '%s': expected fp32 or mixed", precision));
+	mixed = !strcmp(precision, "mixed");
+	if (mixed && !use_gpu) {
+		cli_warn("calibrate", "--precision mixed applies to the GPU path only; the CPU path computes in fp32");
+		mixed = 0;
+	}
 	if (fpk_path_exists(out_path) && !force)
 		FAIL(fpk_error_set(FPK_EUSAGE, "output '%s' exists (use --force to replace it)", out_path));
 	if (!(meta_path = malloc(strlen(out_path) + 16)))
@@ -112,8 +123,11 @@ int cmd_calibrate(int argc, char **argv)
 	if ((rc = fpk_atomic_open(&fm, meta_path)))
 		FAIL(rc);
 	fm_open = 1;
-	if ((rc = fpk_model_load(&m, pos[0], threads)))
-		FAIL(rc);
+	/* the GPU path streams the large matrices from the mapped files layer by layer (nothing converted up front);
+	 * the CPU path (and a pack, which cannot be loaded lazily) loads everything as fp32 */
+	if (!use_gpu || fpk_model_load_lazy(&m, pos[0], threads))
+		if ((rc = fpk_model_load(&m, pos[0], threads)))
+			FAIL(rc);
 	if (tokens_path) {
 		if ((rc = fpk_tokens_read(tokens_path, m->cfg.vocab, &ids, &nids)))
 			FAIL(rc);
@@ -129,7 +143,7 @@ int cmd_calibrate(int argc, char **argv)
 	}
 	if (nids == 0)
 		FAIL(fpk_error_set(FPK_EUSAGE, "calibration data '%s' holds no tokens", tokens_path ? tokens_path : data_path));
-	fpk_calibrate_opts co = {ids, nids, modes, blocks, block_len, use_gpu, cli_progress, NULL};
+	fpk_calibrate_opts co = {ids, nids, modes, blocks, block_len, use_gpu, cli_progress, NULL, mixed};
 	if ((rc = fpk_calibrate_channels(m, &co, &cal)))
 		FAIL(rc);
 	if (cal.flags & FPK_CAL_PARTIAL_BLOCK)
@@ -178,6 +192,7 @@ int cmd_calibrate(int argc, char **argv)
 			if (modes == 0 || (modes >> k & 1))
 				cJSON_AddItemToArray(ma, cJSON_CreateString(fpk_ch_mode_names[k]));
 		cJSON_AddStringToObject(o, "device", use_gpu ? "gpu" : "cpu");
+		cJSON_AddStringToObject(o, "precision", mixed ? "mixed" : "fp32");
 		cJSON_AddNumberToObject(o, "n_layers", cal.n_layers);
 		cJSON_AddNumberToObject(o, "n_heads", cal.n_heads);
 		cJSON_AddNumberToObject(o, "n_kv_heads", cal.n_kv_heads);

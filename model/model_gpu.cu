@@ -5,6 +5,7 @@
  * thread on a non-blocking stream), the hidden states of all blocks carried from layer to layer. Generation keeps every layer resident (small models).
  * Tested by tests/gpu/test_model_gpu.c (label gpu): llama2.c golden and CPU-vs-GPU calibration statistics. */
 #include "model_gpu.h"
+#include "attn_prefill.h"
 #include "channels.h"
 #include "spmm.h"
 
@@ -272,6 +273,8 @@ typedef struct gctx {
 	size_t rows_cap;
 	float *xb, *q, *att, *h1, *h2, *S, *tmp;
 	void *xh;        /* 16-bit copy of a linear layer's input (half/out16 mode, encoded weights) */
+	int xh_dt;       /* what xh holds: 1 fp16, 2 bf16 (0: nothing yet) */
+	int xh_keep;     /* 1: the caller's input is the one xh was converted from (q/k/v and up/gate share theirs) */
 	void *yh;        /* 16-bit output of a linear product (out16 mode, encoded weights) */
 	void *ws;        /* SpMM workspace (models with encoded weights), ws_size bytes */
 	size_t ws_size;
@@ -607,14 +610,31 @@ static __global__ void k_from16(float *y, const uint16_t *x, const float *b, siz
 }
 
 /* Y (rows, out) = X (rows, in) W^T (+ b); W row-major (out, in), fp32 or (half mode) __half with fp32 accumulation */
+/* xh = X (n values) as fp16 (bf = 0) or bf16, unless the caller keeps the input (xh_keep) and xh already holds it
+ * in that type */
+static int to16(gctx *g, const float *X, size_t n, int bf)
+{
+	int rc = 0;
+	if (g->xh_keep && g->xh_dt == 1 + bf)
+		return 0;
+	if (bf)
+		k_to_bf16<<<nblk(n), 256>>>((__nv_bfloat16 *)g->xh, X, n);
+	else
+		k_to_half<<<nblk(n), 256>>>((__half *)g->xh, X, n);
+	KCHECK();
+	g->xh_dt = 1 + bf;
+done:
+	return rc;
+}
+
 static int linear(gctx *g, float *Y, const float *X, const void *W, int half, const float *b, size_t rows, int in,
 	int out)
 {
 	int rc = 0;
 	const float one = 1.0f, zero = 0.0f;
 	if (half) {
-		k_to_half<<<nblk(rows * in), 256>>>((__half *)g->xh, X, rows * in);
-		KCHECK();
+		if ((rc = to16(g, X, rows * in, 0)))
+			goto done;
 		CB(cublasGemmEx(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, (int)rows, in, &one, W, CUDA_R_16F, in, g->xh, CUDA_R_16F,
 			in, &zero, Y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 	} else {
@@ -642,11 +662,8 @@ static int lin(gctx *g, const glayer *w, int j, float *Y, const float *X, const 
 	int bf = dt == FPK_BF16;
 	if (!sp->values && !g->out16)
 		return linear(g, Y, X, w->p[j], w->half, b, rows, in, out);
-	if (bf)
-		k_to_bf16<<<nblk(rows * in), 256>>>((__nv_bfloat16 *)g->xh, X, rows * in);
-	else
-		k_to_half<<<nblk(rows * in), 256>>>((__half *)g->xh, X, rows * in);
-	KCHECK();
+	if ((rc = to16(g, X, rows * in, bf)))
+		goto done;
 	if (sp->values) {
 		fpk_spmm_params p;
 		memset(&p, 0, sizeof(p));
@@ -715,9 +732,15 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		CK(cudaMemcpy(g->xb, x, rows * H * sizeof(float), cudaMemcpyDeviceToDevice));
 	}
 	CK(cudaEventRecord(g->ev[0]));
-	if ((rc = lin(g, w, FPK_LW_Q, g->q, g->xb, WF(w, FPK_LW_BQ), rows, H, m->q_dim)) ||
-		(rc = lin(g, w, FPK_LW_K, k, g->xb, WF(w, FPK_LW_BK), rows, H, m->kv_dim)) ||
-		(rc = lin(g, w, FPK_LW_V, v, g->xb, WF(w, FPK_LW_BV), rows, H, m->kv_dim)))
+	/* q, k and v share their input: its 16-bit copy is made once */
+	if ((rc = lin(g, w, FPK_LW_Q, g->q, g->xb, WF(w, FPK_LW_BQ), rows, H, m->q_dim)))
+		goto done;
+	g->xh_keep = 1;
+	rc = lin(g, w, FPK_LW_K, k, g->xb, WF(w, FPK_LW_BK), rows, H, m->kv_dim);
+	if (!rc)
+		rc = lin(g, w, FPK_LW_V, v, g->xb, WF(w, FPK_LW_BV), rows, H, m->kv_dim);
+	g->xh_keep = 0;
+	if (rc)
 		goto done;
 	CK(cudaEventRecord(g->ev[1]));
 	if (sums && sums->d[FPK_CH_Q]) {
@@ -744,7 +767,13 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		goto done;
 	}
 	CK(cudaEventRecord(g->ev[2]));
-	for (int h = 0; h < nh; h++) {
+	if (g->half && fpk_attn_prefill_supported(d)) {
+		/* mixed precision: one fused launch (fp16 tensor-core products, fp32 online softmax, scores on chip) */
+		fpk_attn_prefill_params ap = {g->q, kc, vc, g->att, nb, Tq, pos0, nh, c->n_kv_heads, d, m->q_dim,
+			m->kv_dim, (int64_t)ctx * m->kv_dim, scale, NULL};
+		if ((rc = fpk_attn_prefill(&ap)))
+			goto done;
+	} else for (int h = 0; h < nh; h++) {
 		int kvh = h / grp;
 		long long sK = (long long)ctx * m->kv_dim, sQ = (long long)Tq * m->q_dim, sS = (long long)Tq * L;
 		CB(cublasSgemmStridedBatched(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, L, Tq, d, &scale, kc + (size_t)kvh * d,
@@ -774,7 +803,10 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 	CK(cudaEventRecord(g->ev[5]));
 	if ((rc = lin(g, w, FPK_LW_UP, g->h1, g->xb, WF(w, FPK_LW_BUP), rows, H, I)))
 		goto done;
-	if (HAS_W(w, FPK_LW_GATE) && (rc = lin(g, w, FPK_LW_GATE, g->h2, g->xb, NULL, rows, H, I)))
+	g->xh_keep = 1; /* gate reads the same input as up */
+	rc = HAS_W(w, FPK_LW_GATE) ? lin(g, w, FPK_LW_GATE, g->h2, g->xb, NULL, rows, H, I) : 0;
+	g->xh_keep = 0;
+	if (rc)
 		goto done;
 	k_act<<<nblk(rows * I), 256>>>(g->h1, HAS_W(w, FPK_LW_GATE) ? g->h2 : NULL, rows * I, g->act);
 	KCHECK();

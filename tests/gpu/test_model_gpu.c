@@ -58,7 +58,7 @@ static void gpu_calibration_should_match_the_cpu_reference(void)
 	if (!m || !t || !text)
 		goto done;
 	CHECK_OK(fpk_tokenizer_encode(t, text, len, 1, &ids, &n));
-	fpk_calibrate_opts o = {ids, n, 0, 256, 256, 0, NULL, NULL};
+	fpk_calibrate_opts o = {ids, n, 0, 256, 256, 0, NULL, NULL, 0};
 	CHECK_OK(fpk_calibrate_channels(m, &o, &a));
 	o.use_gpu = 1;
 	CHECK_OK(fpk_calibrate_channels(m, &o, &b));
@@ -223,6 +223,60 @@ done:
 	fpk_model_free(lz);
 }
 
+/* head_dim 64 takes the fused tensor-core attention in mixed mode (stories260K's 8 does not): a generated
+ * Llama-shaped model (demo preset: hidden 512, 8/4 heads, 4 layers), 4 blocks of 384 tokens (several key tiles,
+ * a partial one), mixed vs exact statistics */
+static void gpu_mixed_mode_with_fused_attention_should_stay_close_to_exact(void)
+{
+	const char *tools = getenv("FPK_TOOLS"), *tmp = getenv("FPK_TMP");
+	CHECK(tools && tmp);
+	if (!tools || !tmp)
+		return;
+	char dir[1024], cmd[3072];
+	snprintf(dir, sizeof(dir), "%s/model_gpu_d64", tmp);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s/gen_checkpoint' --out '%s' --preset demo --dtype f16 --seed 5 >/dev/null",
+		dir, tools, dir);
+	CHECK_EQ_INT(system(cmd), 0);
+	fpk_model *lz = NULL;
+	CHECK_OK(fpk_model_load_lazy(&lz, dir, 0));
+	if (!lz)
+		return;
+	CHECK_EQ_INT(lz->cfg.head_dim, 64);
+	enum { NB = 4, LEN = 384 };
+	static int ids[NB * LEN];
+	for (int i = 0; i < NB * LEN; i++)
+		ids[i] = 3 + (int)(((unsigned)i * 2654435761u) >> 7) % 500;
+	size_t cnt = (size_t)lz->cfg.n_layers * lz->cfg.n_heads * 64;
+	double *a[3], *c[3], tm[4];
+	for (int k = 0; k < 3; k++) {
+		a[k] = calloc(cnt, sizeof(double));
+		c[k] = calloc(cnt, sizeof(double));
+	}
+	CHECK_OK(fpk_model_gpu_qk_sums(lz, ids, NB, LEN, 7, 0, a, tm, NULL, NULL));
+	CHECK_OK(fpk_model_gpu_qk_sums(lz, ids, NB, LEN, 7, 1, c, tm, NULL, NULL));
+	double worst = 0, mean = 0;
+	size_t n = 0;
+	for (int k = 0; k < 3; k++) {
+		size_t nk = k == FPK_CH_K ? cnt / 2 : cnt;
+		for (size_t i = 0; i < nk; i++, n++) {
+			double r = fabs(a[k][i] - c[k][i]) / fabs(a[k][i]);
+			worst = fmax(worst, r);
+			mean += r;
+		}
+	}
+	fprintf(stderr, "mixed (fused attention) vs exact, head_dim 64: worst relative difference %.2e, mean %.2e\n", worst,
+		mean / (double)n);
+	CHECK(worst < 2e-2);
+	CHECK(mean / (double)n < 2e-3);
+	for (int k = 0; k < 3; k++) {
+		free(a[k]);
+		free(c[k]);
+	}
+	fpk_model_free(lz);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
 int main(void)
 {
 	if (!fpk_gpu_available()) {
@@ -233,5 +287,6 @@ int main(void)
 	RUN(gpu_calibration_should_match_the_cpu_reference);
 	RUN(gpu_half_mode_should_stay_close_to_exact);
 	RUN(gpu_nll_should_match_the_cpu_reference);
+	RUN(gpu_mixed_mode_with_fused_attention_should_stay_close_to_exact);
 	TEST_EXIT();
 }

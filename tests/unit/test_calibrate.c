@@ -29,7 +29,7 @@ static int setup(void)
 static void calibrate_should_give_gqa_rows_that_validate(void)
 {
 	fpk_calibration c;
-	fpk_calibrate_opts o = {ids, nids, 0, 256, 512, 0, NULL, NULL};
+	fpk_calibrate_opts o = {ids, nids, 0, 256, 512, 0, NULL, NULL, 0};
 	CHECK_OK(fpk_calibrate_channels(model, &o, &c));
 	CHECK_EQ_INT(c.blocks, (int)(nids / 512));
 	CHECK(c.flags == FPK_CAL_SHORT_BLOCKS);
@@ -133,7 +133,7 @@ static void calibrate_should_match_a_plain_scalar_recomputation(void)
 		}
 	}
 	fpk_calibration c;
-	fpk_calibrate_opts o = {ids, nids, 0, nb, len, 0, NULL, NULL};
+	fpk_calibrate_opts o = {ids, nids, 0, nb, len, 0, NULL, NULL, 0};
 	CHECK_OK(fpk_calibrate_channels(model, &o, &c));
 	double worst = 0;
 	for (int h = 0; h < 8; h++)
@@ -158,7 +158,7 @@ static void calibrate_should_match_a_plain_scalar_recomputation(void)
 static void calibrate_should_use_a_short_text_as_one_block_and_refuse_nothing(void)
 {
 	fpk_calibration c;
-	fpk_calibrate_opts o = {ids, 100, 1 << FPK_CH_K, 256, 512, 0, NULL, NULL};
+	fpk_calibrate_opts o = {ids, 100, 1 << FPK_CH_K, 256, 512, 0, NULL, NULL, 0};
 	CHECK_OK(fpk_calibrate_channels(model, &o, &c));
 	CHECK(c.flags == FPK_CAL_PARTIAL_BLOCK && c.blocks == 1 && c.block_len == 100 && c.tokens_used == 100);
 	CHECK(c.order.rows[FPK_CH_K] && !c.order.rows[FPK_CH_Q] && !c.stat[FPK_CH_QK]);
