@@ -65,7 +65,11 @@ static const cli_spec spec = {
 	"every encoded weight goes through our SpMM kernel, layer by layer, at the pack's 16-bit precision; on the CPU "
 	"reference engine the weights are decoded to fp32), each --against with the same engine, and the pack's "
 	"perplexity must match the first --against within --max-ppl-diff; the max logit difference over the first "
-	"window is reported.",
+	"window is reported. With --channels CONFIG MODEL --data TEXT, the model runs over the text with Double "
+	"Sparsity attention in place of dense attention at every position (--device: on the GPU our label, top-k and "
+	"sparse-attention kernels inside the GPU engine; on the CPU their reference): perplexity vs dense, recall and "
+	"output error per (r, k), against random and first-r channels; exit 1 when the perplexity increase of the "
+	"first setting exceeds --max-ppl-increase, 3 for a bad or mismatched channel config.",
 	opts, 1, 1,
 };
 
@@ -129,14 +133,29 @@ static int verify_channels(const char *model)
 							 heavy_tokens));
 		goto done;
 	}
+	if ((rc = fpk_device_pick(device, &o.use_gpu))) {
+		code = cli_fail("verify", rc);
+		goto done;
+	}
+	if (!o.use_gpu && require_gpu) {
+		code = cli_fail("verify", fpk_error_set(FPK_EGPU, "--require-gpu: no usable GPU for --channels"));
+		goto done;
+	}
+	if (!o.use_gpu && !strcmp(device, "auto"))
+		cli_info("verify: no GPU: --channels runs on the CPU reference path\n");
 	if ((rc = fpk_cheval_run(&o, r))) {
 		code = cli_fail("verify", rc);
 		goto done;
 	}
 	printf("verify --channels %s: config valid for %s (%d layers, %d/%d heads, head_dim %d)\n", channels_path, model,
 	       r->n_layers, r->n_heads, r->n_kv_heads, r->head_dim);
-	printf("%zu tokens (%zu documents), context %d, label mode %s, %d-bit labels, dense below %d keys, CPU reference\n",
-	       r->tokens, r->documents, r->context, r->mode, r->label_bits, r->dense_below);
+	printf("%zu tokens (%zu documents), context %d, label mode %s, %d-bit labels, dense below %d keys\n", r->tokens,
+	       r->documents, r->context, r->mode, r->label_bits, r->dense_below);
+	if (r->gpu)
+		printf("device: %s (engine at %s, our Double Sparsity kernels: %llu decode steps, %.2f s; %.1f s in all)\n",
+		       r->device, fpk_dtypes[r->precision].name, (unsigned long long)r->ds_steps, r->ds_seconds, r->seconds);
+	else
+		printf("device: cpu (reference path, %.1f s)\n", r->seconds);
 	printf("dense perplexity %.4f\n", r->ppl_dense);
 	printf("%4s  %8s  %-10s  %10s  %9s  %11s  %10s  %9s  %8s\n", "r", "k", "channels", "ppl", "increase", "recall_mean",
 	       "recall_min", "err_mean", "err_max");
@@ -162,6 +181,14 @@ static int verify_channels(const char *model)
 		cJSON_AddNumberToObject(root, "label_bits", r->label_bits);
 		cJSON_AddNumberToObject(root, "dense_below", r->dense_below);
 		cJSON_AddNumberToObject(root, "ppl_dense", r->ppl_dense);
+		cJSON_AddStringToObject(root, "device", r->gpu ? "gpu" : "cpu");
+		cJSON_AddStringToObject(root, "device_name", r->device);
+		cJSON_AddStringToObject(root, "precision", fpk_dtypes[r->precision].name);
+		if (r->gpu) {
+			cJSON_AddNumberToObject(root, "ds_decode_steps", (double)r->ds_steps);
+			cJSON_AddNumberToObject(root, "ds_seconds", r->ds_seconds);
+		}
+		cJSON_AddNumberToObject(root, "seconds", r->seconds);
 		cJSON *rows = cJSON_AddArrayToObject(root, "rows");
 		for (int i = 0; i < r->n_rows; i++) {
 			const fpk_cheval_row *w = &r->rows[i];

@@ -284,6 +284,8 @@ typedef struct gctx {
 	double *part;    /* colsum partials: CS_SEG_MAX * max(q_dim, kv_dim) */
 	cudaEvent_t ev[8];
 	double t_upload, t_linear, t_attn, t_total;
+	const fpk_gpu_attend_hook *hook; /* perplexity: attention override (verify --channels) */
+	int layer, hook_nb, hook_T;      /* the layer run_layer is on; bounds passed to the hook */
 } gctx;
 
 static int act_of(const char *s)
@@ -783,6 +785,9 @@ static int run_layer(gctx *g, const glayer *w, float *x, int nb, int Tq, int pos
 		CB(cublasSgemmStridedBatched(g->cb, CUBLAS_OP_N, CUBLAS_OP_N, d, Tq, L, &one, vc + (size_t)kvh * d, m->kv_dim,
 			sK, g->S, L, sS, &zero, g->att + (size_t)h * d, m->q_dim, sQ, nb));
 	}
+	if (g->hook && g->hook->attend &&
+	    (rc = g->hook->attend(g->hook->ud, g->layer, nb, Tq, g->hook_nb, g->hook_T, g->q, kc, vc, g->att)))
+		goto done;
 	CK(cudaEventRecord(g->ev[3]));
 	if ((rc = lin(g, w, FPK_LW_O, g->xb, g->att, WF(w, FPK_LW_BO), rows, m->q_dim, H)))
 		goto done;
@@ -1073,6 +1078,13 @@ static __global__ void k_nll(double *nll, const float *logits, const int *tgt, i
 extern "C" int fpk_model_gpu_nll(const fpk_model *m, const int *tokens, size_t n, int ctx, fpk_dtype prec,
 	double *mean_nll, size_t *count, float *logits, int nlog, fpk_gpu_eval_info *info)
 {
+	return fpk_model_gpu_nll_hooked(m, tokens, n, ctx, prec, NULL, mean_nll, count, logits, nlog, info);
+}
+
+extern "C" int fpk_model_gpu_nll_hooked(const fpk_model *m, const int *tokens, size_t n, int ctx, fpk_dtype prec,
+	const fpk_gpu_attend_hook *hook, double *mean_nll, size_t *count, float *logits, int nlog,
+	fpk_gpu_eval_info *info)
+{
 	int rc = 0;
 	const fpk_model_config *c = &m->cfg;
 	const int nl = c->n_layers;
@@ -1127,6 +1139,9 @@ extern "C" int fpk_model_gpu_nll(const fpk_model *m, const int *tokens, size_t n
 	if ((rc = gctx_init(&g, m, rows_cap, rows_cap * (size_t)ctx, 0, prec)))
 		return rc;
 	g.t_total = -1; /* no per-layer timing split */
+	g.hook = hook;
+	g.hook_nb = (int)cbk;
+	g.hook_T = ctx;
 	/* final norm and LM head (fp32) on hr rows at a time, logits of at most 256 MiB */
 	hr = ((size_t)256 << 20) / (V * sizeof(float));
 	if (hr < 1)
@@ -1230,6 +1245,7 @@ extern "C" int fpk_model_gpu_nll(const fpk_model *m, const int *tokens, size_t n
 					Tq = Lp;
 				}
 			}
+			g.layer = l;
 			if ((rc = run_layer(&g, wl, dx + b0 * (size_t)ctx * H, (int)nb, Tq, 0, kc, vc, Tq, NULL)))
 				goto done;
 			b0 += nb;

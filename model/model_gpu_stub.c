@@ -55,4 +55,12 @@ int fpk_model_gpu_nll(const fpk_model *m, const int *tokens, size_t n, int ctx, 
 		memset(info, 0, sizeof(*info));
 	return fpk_error_set(FPK_EGPU, "this build has no CUDA support");
 }
+
+int fpk_model_gpu_nll_hooked(const fpk_model *m, const int *tokens, size_t n, int ctx, fpk_dtype prec,
+	const fpk_gpu_attend_hook *hook, double *mean_nll, size_t *count, float *logits, int nlog,
+	fpk_gpu_eval_info *info)
+{
+	(void)hook;
+	return fpk_model_gpu_nll(m, tokens, n, ctx, prec, mean_nll, count, logits, nlog, info);
+}
 #endif

@@ -3,8 +3,10 @@
 #include "channels_eval.h"
 #include "channels.h"
 #include "ds_eval.h"
+#include "ds_eval_gpu.h"
 #include "eval.h"
 #include "model.h"
+#include "model_gpu.h"
 #include "tokenizer.h"
 
 #include <math.h>
@@ -87,8 +89,12 @@ int fpk_cheval_run(const fpk_cheval_opts *o, fpk_cheval_report *r)
 	int bits = o->label_bits ? o->label_bits : 16;
 	if (bits != 16 && bits != 8 && bits != 4)
 		return fpk_error_set(FPK_EUSAGE, "--label-bits %d: expected 16, 8 or 4", bits);
-	if ((rc = fpk_model_load(&m, o->model, o->threads)))
+	double t_start = fpk_now_s();
+	if ((rc = o->use_gpu ? fpk_model_load_lazy(&m, o->model, o->threads) : fpk_model_load(&m, o->model, o->threads)))
 		return rc;
+	r->gpu = o->use_gpu;
+	r->precision = o->use_gpu ? fpk_model_weight_dtype(m) : FPK_F32;
+	snprintf(r->device, sizeof(r->device), "cpu");
 	fpk_channels_expect want = {m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.head_dim};
 	if ((rc = fpk_channels_load(&cc, o->channels, &want)))
 		goto done;
@@ -156,8 +162,14 @@ int fpk_cheval_run(const fpk_cheval_opts *o, fpk_cheval_report *r)
 	uint64_t total = 1 + (uint64_t)nr * (uint64_t)nk * FPK_SRC_COUNT, step = 0;
 	if (o->progress)
 		o->progress(o->ud, "dense perplexity", step, total);
-	if ((rc = fpk_model_nll(m, ids, n, ctx, NULL, &nll, &cnt)))
+	if (o->use_gpu) {
+		fpk_gpu_eval_info gi;
+		if ((rc = fpk_model_gpu_nll_hooked(m, ids, n, ctx, r->precision, NULL, &nll, &cnt, NULL, 0, &gi)))
+			goto done;
+		snprintf(r->device, sizeof(r->device), "%s", gi.device);
+	} else if ((rc = fpk_model_nll(m, ids, n, ctx, NULL, &nll, &cnt))) {
 		goto done;
+	}
 	r->ppl_dense = exp(nll);
 	for (int ki = 0; ki < nk; ki++) {
 		for (int ri = 0; ri < nr; ri++) {
@@ -180,9 +192,29 @@ int fpk_cheval_run(const fpk_cheval_opts *o, fpk_cheval_report *r)
 				h.ch = ch;
 				pick_channels(&cc, mode, (fpk_ch_source)src, rs[ri], label_heads, o->seed + 1 + (uint64_t)ri, ch);
 				fpk_ds_eval_stats_init(&h.stats);
-				fpk_model_hooks hooks = {.ud = &h, .attend = ds_attend};
-				if ((rc = fpk_model_nll(m, ids, n, ctx, &hooks, &nll, &cnt)))
-					goto done;
+				if (o->use_gpu) {
+					fpk_ds_gpu *dg = NULL;
+					fpk_ds_eval_cfg gc = h.cfg;
+					gc.ch = ch;
+					if ((rc = fpk_ds_gpu_new(&gc, m->cfg.n_layers, r->precision == FPK_BF16 ? FPK_BF16 : FPK_F16, &dg)))
+						goto done;
+					fpk_gpu_attend_hook gh = {dg, fpk_ds_gpu_attend};
+					rc = fpk_model_gpu_nll_hooked(m, ids, n, ctx, r->precision, &gh, &nll, &cnt, NULL, 0, NULL);
+					if (!rc)
+						rc = fpk_ds_gpu_stats(dg, &h.stats);
+					double sec;
+					uint64_t steps;
+					fpk_ds_gpu_timing(dg, &sec, &steps);
+					r->ds_seconds += sec;
+					r->ds_steps += steps;
+					fpk_ds_gpu_free(dg);
+					if (rc)
+						goto done;
+				} else {
+					fpk_model_hooks hooks = {.ud = &h, .attend = ds_attend};
+					if ((rc = fpk_model_nll(m, ids, n, ctx, &hooks, &nll, &cnt)))
+						goto done;
+				}
 				fpk_cheval_row *row = &r->rows[r->n_rows++];
 				row->r = rs[ri];
 				row->k_fixed = kf[ki];
@@ -201,6 +233,7 @@ int fpk_cheval_run(const fpk_cheval_opts *o, fpk_cheval_report *r)
 	if (o->progress)
 		o->progress(o->ud, "double sparsity", total, total);
 	double bound = o->max_ppl_increase > 0 ? o->max_ppl_increase : 0.05;
+	r->seconds = fpk_now_s() - t_start;
 	r->pass = r->n_rows > 0 && r->rows[0].source == FPK_SRC_CALIBRATED && r->rows[0].rel_ppl_increase <= bound &&
 		  isfinite(r->rows[0].ppl);
 done:

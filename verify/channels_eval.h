@@ -1,6 +1,6 @@
 /* channels_eval.h: `verify --channels`: validate a Double Sparsity channel config against its model, then run the
- * model over real text with Double Sparsity attention (CPU reference of the GPU kernels, verify/ds_eval.h) in
- * place of dense attention: recall, output error and perplexity per (r, k), against random and first-r channels.
+ * model over real text with Double Sparsity attention in place of dense attention (on the GPU: our kernels in the
+ * engine's GPU path, verify/ds_eval_gpu.h; on the CPU: their reference, verify/ds_eval.h): recall, output error and perplexity per (r, k), against random and first-r channels.
  * Tested by tests/cli/verify_channels.sh. */
 #ifndef FPK_CHANNELS_EVAL_H
 #define FPK_CHANNELS_EVAL_H
@@ -34,6 +34,7 @@ typedef struct fpk_cheval_opts {
 	int threads;
 	double max_ppl_increase; /* pass bound on (ppl_ds - ppl_dense) / ppl_dense of the first setting (default 0.05) */
 	uint64_t seed;           /* random channel baseline */
+	int use_gpu;             /* 1: the model and our Double Sparsity kernels on the GPU (ds_eval_gpu.h); 0: CPU */
 	fpk_progress_fn progress;
 	void *ud;
 } fpk_cheval_opts;
@@ -54,6 +55,13 @@ typedef struct fpk_cheval_report {
 	int n_rows;
 	fpk_cheval_row rows[FPK_CHEVAL_MAX * FPK_CHEVAL_MAX * FPK_SRC_COUNT];
 	int pass; /* the calibrated row of the first (r, k) meets max_ppl_increase */
+	int gpu;            /* ran on the GPU */
+	char device[128];   /* the GPU's name, or "cpu" */
+	fpk_dtype precision;/* GPU: precision of the linear products (the model's weight dtype); CPU: F32 */
+	double ds_seconds;  /* GPU: time in the Double Sparsity hook over all rows (KV rounding, labels, decode steps,
+	                       statistics) */
+	uint64_t ds_steps;  /* GPU: decode steps run (one per layer, window group and position) */
+	double seconds;     /* wall time */
 } fpk_cheval_report;
 
 /* FPK_EFORMAT for a bad or mismatched channel config (the reader's rule named), FPK_EUSAGE for bad settings. */

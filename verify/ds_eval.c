@@ -1,5 +1,6 @@
 /* ds_eval.c: Double Sparsity recall and output error vs dense on the CPU, with the selection rules of the GPU
- * kernels (labels, fmaf scores, exact top-k with lower-index ties from kernels/ds_attention_ref.c). */
+ * kernels with an fp16 KV cache (query and labels rounded to fp16, fmaf scores, exact top-k with lower-index ties
+ * from kernels/ds_attention_ref.c), so that verify --channels selects the same tokens on both devices. */
 #include "ds_eval.h"
 
 #include "ds_attention_ref.h"
@@ -111,8 +112,8 @@ int fpk_ds_eval_attend(const fpk_ds_eval_cfg *c, int n, int pos0, const float *q
 				float qs[256];
 				for (int j = 0; j < r; j++) {
 					float acc = 0.0f;
-					for (int h = h0; h < h0 + nh; h++)
-						acc += qi[h * d + c->ch[lh * r + j]];
+					for (int h = h0; h < h0 + nh; h++) /* q as the kernels read it: fp16 */
+						acc += fpk_f16_to_f32(fpk_f32_to_f16(qi[h * d + c->ch[lh * r + j]]));
 					qs[j] = acc;
 				}
 				for (int t = 0; t < len; t++) {

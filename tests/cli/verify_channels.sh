@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # verify_channels.sh: `verify --channels` on the real stories260K: a calibrated config is validated, run with
 # Double Sparsity attention in the engine, beats first-r channels on recall, and passes/fails the perplexity bound;
-# corrupted or mismatched configs are rejected with exit 3 and the rule named.
+# corrupted or mismatched configs are rejected with exit 3 and the rule named; --device gpu without a GPU is exit 5.
 set -euo pipefail
 T=$FPK_SHARED/testdata
 m=$T/stories260K
@@ -41,4 +41,15 @@ rc=$?
 set -e
 [ $rc -eq 3 ] || { echo "FAIL: mismatched config exited $rc: $msg"; exit 1; }
 grep -q 'layers.[49]' <<<"$msg" || { echo "FAIL: message does not name the layer: $msg"; exit 1; }
+# --device cpu names the reference path (json too); --device gpu without a usable GPU (or CUDA build) is exit 5
+out=$(run "$w/ch.json" --max-ppl-increase 0.5 --device cpu --json "$w/c.json")
+grep -q '^device: cpu (reference path' <<<"$out" || { echo "FAIL: device line: $out"; exit 1; }
+grep -q '"device":[[:space:]]*"cpu"' "$w/c.json" || { echo "FAIL: json device"; exit 1; }
+set +e
+run "$w/ch.json" --max-ppl-increase 0.5 --device gpu >"$w/gpu.out" 2>&1
+rc=$?
+set -e
+if ! grep -q '^device: .*Double Sparsity kernels' "$w/gpu.out"; then
+	[ $rc -eq 5 ] || { echo "FAIL: --device gpu without a GPU exited $rc"; cat "$w/gpu.out"; exit 1; }
+fi
 echo "ok: $msg"
