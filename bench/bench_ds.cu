@@ -1,5 +1,6 @@
 /* bench_ds.cu: Double Sparsity decode step vs our dense flash-decoding kernel, same run, on the GPU.
  * Run: build-cuda/bench/bench_ds [--quick]; results go to docs/BENCHMARKS.md "## double sparsity".
+ * FPK_DS_ONLY=B,L,Hkv runs one shape (for a profiler).
  * Timing: each sample is one CUDA-graph replay of STEPS decode steps over rotating input sets (K, V, labels;
  * rotation beats the L2), timed with CUDA events; the median of SAMPLES samples / STEPS is reported. */
 #include "ds_attention.h"
@@ -85,6 +86,12 @@ typedef struct ds_setting {
 int main(int argc, char **argv)
 {
 	int quick = argc > 1 && !strcmp(argv[1], "--quick");
+	int onlyB = 0, onlyL = 0, onlyH = 0;
+	const char *only = getenv("FPK_DS_ONLY");
+	if (only && sscanf(only, "%d,%d,%d", &onlyB, &onlyL, &onlyH) != 3) {
+		fprintf(stderr, "bench_ds: FPK_DS_ONLY='%s': expected B,L,Hkv\n", only);
+		return 2;
+	}
 	int Bs[] = {1, 8}, Ls[] = {8192, 32768, 131072}, Hkvs[] = {8, 32};
 	const int H = 32, d = 128;
 	ds_setting set[2] = {{"r=d/16 fp16", d / 16, FPK_DS_LABEL_16}, {"r=d/8 4-bit", d / 8, FPK_DS_LABEL_Q4}};
@@ -104,6 +111,8 @@ int main(int argc, char **argv)
 			for (int hi = 0; hi < 2; hi++) {
 				int B = Bs[bi], L = Ls[li], Hkv = Hkvs[hi];
 				if (quick && (L != 32768 || B != 1))
+					continue;
+				if (only && (B != onlyB || L != onlyL || Hkv != onlyH))
 					continue;
 				fpk_ds_shape s = {B, H, Hkv, d, L, FPK_F16};
 				size_t nkv = (size_t)B * Hkv * L * d, kvbytes = nkv * 2 * 2;
