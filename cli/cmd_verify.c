@@ -124,6 +124,11 @@ static int verify_channels(const char *model)
 	o.max_ppl_increase = max_ppl_increase;
 	o.seed = (uint64_t)seed;
 	o.progress = cli_quiet ? NULL : cli_progress;
+	if (dense_below < 1) {
+		code = cli_fail("verify", fpk_error_set(FPK_EUSAGE, "--dense-below %d: expected >= 1 (1: every position)",
+							 dense_below));
+		goto done;
+	}
 	if (heavy_channels && (o.n_r = cli_int_list(heavy_channels, o.r, FPK_CHEVAL_MAX)) < 1) {
 		code = cli_fail("verify", fpk_error_set(FPK_EUSAGE, "--heavy-channels '%s': expected r,r,...", heavy_channels));
 		goto done;
@@ -169,8 +174,12 @@ static int verify_channels(const char *model)
 		printf("%4d  %8s  %-10s  %10.4f  %8.2f%%  %11.4f  %10.4f  %9.4f  %8.4f\n", w->r, k, fpk_ch_source_names[w->source],
 		       w->ppl, 100 * w->rel_ppl_increase, w->recall_mean, w->recall_min, w->err_mean, w->err_max);
 	}
-	printf("%s: perplexity increase %.2f%% with the calibrated channels at the first setting (bound %.2f%%)\n",
-	       r->pass ? "PASS" : "FAIL", 100 * r->rows[0].rel_ppl_increase, 100 * max_ppl_increase);
+	if (r->rows[0].evaluated == 0)
+		printf("FAIL: no position took Double Sparsity at the first setting: every position stayed dense (context %d, "
+		       "--dense-below %d, or k >= the length)\n", r->context, r->dense_below);
+	else
+		printf("%s: perplexity increase %.2f%% with the calibrated channels at the first setting (bound %.2f%%)\n",
+		       r->pass ? "PASS" : "FAIL", 100 * r->rows[0].rel_ppl_increase, 100 * max_ppl_increase);
 	if (json_path) {
 		cJSON *root = cJSON_CreateObject();
 		cJSON_AddStringToObject(root, "channels", channels_path);

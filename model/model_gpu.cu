@@ -1135,6 +1135,8 @@ extern "C" int fpk_model_gpu_nll_hooked(const fpk_model *m, const int *tokens, s
 		cbk = 1;
 	if (cbk > nwin)
 		cbk = nwin;
+	if (hook && hook->max_windows > 0 && cbk > (size_t)hook->max_windows)
+		cbk = (size_t)hook->max_windows;
 	size_t rows_cap = cbk * (size_t)ctx;
 	if ((rc = gctx_init(&g, m, rows_cap, rows_cap * (size_t)ctx, 0, prec)))
 		return rc;

@@ -57,12 +57,13 @@ int fpk_model_gpu_nll(const fpk_model *m, const int *tokens, size_t n, int ctx, 
  * default stream for every decoder layer and every group of nb windows of Tq tokens, after the dense attention,
  * with device pointers: q (nb*Tq, H*d) fp32 post-RoPE queries, kc and vc (nb, Tq, Hkv*d) fp32 post-RoPE keys and
  * values (window b at b*Tq*Hkv*d; query t of a window sees its keys 0..t), att (nb*Tq, H*d) the dense attention
- * output, which the hook may overwrite. max_nb and max_T bound nb and Tq over the run (for the hook's buffers).
- * A non-zero return stops the run with it. */
+ * output, which the hook may overwrite. max_nb and max_T bound nb and Tq over the run (for the hook's buffers);
+ * max_windows > 0 caps nb (the engine then runs fewer windows per call). A non-zero return stops the run with it. */
 typedef struct fpk_gpu_attend_hook {
 	void *ud;
 	int (*attend)(void *ud, int layer, int nb, int Tq, int max_nb, int max_T, const float *q, const float *kc,
 		const float *vc, float *att);
+	int max_windows;
 } fpk_gpu_attend_hook;
 
 /* fpk_model_gpu_nll with an attention hook (hook may be NULL). */

@@ -54,7 +54,7 @@ typedef struct fpk_cheval_report {
 	double ppl_dense;
 	int n_rows;
 	fpk_cheval_row rows[FPK_CHEVAL_MAX * FPK_CHEVAL_MAX * FPK_SRC_COUNT];
-	int pass; /* the calibrated row of the first (r, k) meets max_ppl_increase */
+	int pass; /* the calibrated row of the first (r, k) evaluated positions and meets max_ppl_increase */
 	int gpu;            /* ran on the GPU */
 	char device[128];   /* the GPU's name, or "cpu" */
 	fpk_dtype precision;/* GPU: precision of the linear products (the model's weight dtype); CPU: F32 */

@@ -30,7 +30,7 @@
 		}                                                                                                           \
 	} while (0)
 
-enum { ST_THREADS = 128 };
+enum { ST_THREADS = 128, WS_SLOTS = 3 };
 
 struct fpk_ds_gpu {
 	fpk_ds_eval_cfg c;     /* c.ch: NULL (the device table is dch) */
@@ -48,8 +48,12 @@ struct fpk_ds_gpu {
 	unsigned long long *cnt;
 	double *rsum, *esum;
 	float *rmin, *emax;
-	fpk_ds_workspace *ws;  /* for ws_nb windows of ws_T tokens */
-	int ws_nb, ws_T;
+	/* decode workspaces by call shape: a layer sees up to three (full groups of windows, a last partial group,
+	 * the short last window), and reallocating on every change would synchronize the device each time */
+	fpk_ds_workspace *ws[WS_SLOTS];
+	int ws_nb[WS_SLOTS], ws_T[WS_SLOTS], ws_next;
+	int lens_nb, lens_T;   /* the shape lens is filled for */
+	cudaEvent_t ev0, ev1;  /* DS time on the engine's stream */
 	double seconds;
 	uint64_t steps;
 };
@@ -214,9 +218,13 @@ static void free_bufs(fpk_ds_gpu *g)
 	g->cnt = NULL;
 	g->rsum = g->esum = NULL;
 	g->rmin = g->emax = NULL;
-	fpk_ds_workspace_free(g->ws);
-	g->ws = NULL;
-	g->ws_nb = g->ws_T = 0;
+	for (int i = 0; i < WS_SLOTS; i++) {
+		fpk_ds_workspace_free(g->ws[i]);
+		g->ws[i] = NULL;
+		g->ws_nb[i] = g->ws_T[i] = 0;
+	}
+	g->ws_next = 0;
+	g->lens_nb = g->lens_T = 0;
 	g->cap_nb = g->cap_T = 0;
 }
 
@@ -227,6 +235,10 @@ extern "C" void fpk_ds_gpu_free(fpk_ds_gpu *g)
 	free_bufs(g);
 	if (g->dch)
 		cudaFree(g->dch);
+	if (g->ev0)
+		cudaEventDestroy(g->ev0);
+	if (g->ev1)
+		cudaEventDestroy(g->ev1);
 	free(g);
 }
 
@@ -284,6 +296,8 @@ extern "C" int fpk_ds_gpu_new(const fpk_ds_eval_cfg *c, int n_layers, int kv_dty
 	g->fmt = c->label_bits == 16 ? FPK_DS_LABEL_16 : c->label_bits == 8 ? FPK_DS_LABEL_Q8 : FPK_DS_LABEL_Q4;
 	CK(cudaMalloc(&g->dch, nch * sizeof(int32_t)));
 	CK(cudaMemcpy(g->dch, c->ch, nch * sizeof(int32_t), cudaMemcpyHostToDevice));
+	CK(cudaEventCreate(&g->ev0));
+	CK(cudaEventCreate(&g->ev1));
 done:
 	if (rc) {
 		fpk_ds_gpu_free(g);
@@ -342,7 +356,6 @@ extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb
 	fpk_ds_gpu *g = (fpk_ds_gpu *)ud;
 	const fpk_ds_eval_cfg *c = &g->c;
 	int rc = 0, H = c->heads, Hkv = c->kv_heads, d = c->head_dim, bf = g->kv_dtype == FPK_BF16;
-	double t0 = fpk_now_s();
 	if (layer < 0 || layer >= g->n_layers || nb < 1 || Tq < 1 || nb > max_nb || Tq > max_T)
 		return fpk_error_set(FPK_EUSAGE, "ds eval (GPU): layer %d, %d windows of %d tokens outside the bounds", layer,
 			nb, Tq);
@@ -357,17 +370,30 @@ extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb
 		}
 	if (first < 0)
 		return 0;
-	if (g->ws_nb != nb || g->ws_T != Tq) {
-		fpk_ds_workspace_free(g->ws);
-		g->ws = NULL;
-		g->ws_nb = g->ws_T = 0;
+	fpk_ds_workspace *ws = NULL;
+	CK(cudaEventRecord(g->ev0, 0));
+	for (int i = 0; i < WS_SLOTS; i++)
+		if (g->ws[i] && g->ws_nb[i] == nb && g->ws_T[i] == Tq)
+			ws = g->ws[i];
+	if (!ws) { /* replace the oldest slot */
+		int i = g->ws_next;
+		g->ws_next = (i + 1) % WS_SLOTS;
+		fpk_ds_workspace_free(g->ws[i]);
+		g->ws[i] = NULL;
+		g->ws_nb[i] = g->ws_T[i] = 0;
 		fpk_ds_shape s = {nb, H, Hkv, d, Tq, g->kv_dtype};
-		if ((rc = fpk_ds_workspace_new(&s, kcap_of(c, Tq), &g->ws)))
+		if ((rc = fpk_ds_workspace_new(&s, kcap_of(c, Tq), &g->ws[i])))
 			return rc;
-		g->ws_nb = nb;
-		g->ws_T = Tq;
+		g->ws_nb[i] = nb;
+		g->ws_T[i] = Tq;
+		ws = g->ws[i];
+	}
+	if (g->lens_nb != nb || g->lens_T != Tq) {
+		g->lens_nb = g->lens_T = 0;
 		k_fill_lens<<<(unsigned)(((size_t)nb * Tq + 255) / 256), 256>>>(g->lens, nb, Tq);
 		CK(cudaGetLastError());
+		g->lens_nb = nb;
+		g->lens_T = Tq;
 	}
 	{
 		fpk_ds_shape s = {nb, H, Hkv, d, Tq, g->kv_dtype};
@@ -386,7 +412,7 @@ extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb
 			return rc;
 		const int32_t *idx, *nsel;
 		int kcap;
-		fpk_ds_workspace_selection(g->ws, &idx, &nsel, &kcap);
+		fpk_ds_workspace_selection(ws, &idx, &nsel, &kcap);
 		int hd = H * d;
 		unsigned qgrid = (unsigned)(((size_t)nb * hd + 255) / 256);
 		for (int t = first; t < Tq; t++) {
@@ -412,7 +438,7 @@ extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb
 			dp.topk_div = c->topk_div;
 			dp.dense_below = c->dense_below;
 			dp.out = g->out;
-			if ((rc = fpk_ds_decode(&dp, g->ws, NULL)))
+			if ((rc = fpk_ds_decode(&dp, ws, NULL)))
 				return rc;
 			k_stats<<<(unsigned)(nb * H), ST_THREADS>>>(att, g->out, q, kc, idx, nsel, kcap, c->sel_per_head, H, Hkv, d,
 				Tq, t, 1.0f / sqrtf((float)d), g->cnt, g->rsum, g->esum, g->rmin, g->emax);
@@ -420,8 +446,15 @@ extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb
 			g->steps++;
 		}
 	}
-	CK(cudaDeviceSynchronize());
-	g->seconds += fpk_now_s() - t0;
+	/* waits for this layer's DS work only (not for the engine's weight prefetch on its own stream); an
+	 * asynchronous fault in the kernels above surfaces here */
+	CK(cudaEventRecord(g->ev1, 0));
+	CK(cudaEventSynchronize(g->ev1));
+	{
+		float ms = 0.0f;
+		CK(cudaEventElapsedTime(&ms, g->ev0, g->ev1));
+		g->seconds += ms * 1e-3;
+	}
 done:
 	return rc;
 }
@@ -464,6 +497,12 @@ extern "C" int fpk_ds_gpu_stats(fpk_ds_gpu *g, fpk_ds_eval_stats *st)
 done:
 	free(cnt), free(rs), free(es), free(rm), free(em);
 	return rc;
+}
+
+extern "C" int fpk_ds_gpu_max_windows(const fpk_ds_gpu *g)
+{
+	int w = 4096 / g->c.heads;
+	return w > 1 ? w : 1;
 }
 
 extern "C" void fpk_ds_gpu_timing(const fpk_ds_gpu *g, double *seconds, uint64_t *steps)

@@ -24,9 +24,13 @@ int fpk_ds_gpu_new(const fpk_ds_eval_cfg *c, int n_layers, int kv_dtype, fpk_ds_
  * takes Double Sparsity (len >= dense_below and k < len) and accumulates the statistics. */
 int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb, int max_T, const float *q, const float *kc,
 	const float *vc, float *att);
+/* the most windows per hook call (fpk_gpu_attend_hook.max_windows): the kernels' grids hold windows x heads
+ * units in one dimension (<= 65535) and the workspace grows with it, so at most 4096 / heads windows (>= 1) */
+int fpk_ds_gpu_max_windows(const fpk_ds_gpu *g);
 /* statistics so far (merged into st) */
 int fpk_ds_gpu_stats(fpk_ds_gpu *g, fpk_ds_eval_stats *st);
-/* seconds spent in fpk_ds_gpu_attend (synchronized) and decode steps run (fpk_ds_decode calls) */
+/* GPU seconds of the Double Sparsity work in fpk_ds_gpu_attend (CUDA events on the engine's stream: K/V conversion,
+ * labels, decode steps, statistics) and decode steps run (fpk_ds_decode calls) */
 void fpk_ds_gpu_timing(const fpk_ds_gpu *g, double *seconds, uint64_t *steps);
 void fpk_ds_gpu_free(fpk_ds_gpu *g);
 

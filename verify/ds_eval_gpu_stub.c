@@ -23,6 +23,12 @@ int fpk_ds_gpu_stats(fpk_ds_gpu *g, fpk_ds_eval_stats *st)
 	return fpk_error_set(FPK_EGPU, "this build has no CUDA support");
 }
 
+int fpk_ds_gpu_max_windows(const fpk_ds_gpu *g)
+{
+	(void)g;
+	return 1;
+}
+
 void fpk_ds_gpu_timing(const fpk_ds_gpu *g, double *seconds, uint64_t *steps)
 {
 	(void)g;

@@ -52,4 +52,17 @@ set -e
 if ! grep -q '^device: .*Double Sparsity kernels' "$w/gpu.out"; then
 	[ $rc -eq 5 ] || { echo "FAIL: --device gpu without a GPU exited $rc"; cat "$w/gpu.out"; exit 1; }
 fi
+# every position dense (context 48 < --dense-below 64): nothing evaluated, so the run fails (exit 1) and says why
+set +e
+out=$(run "$w/ch.json" --max-ppl-increase 0.5 --context 48 --device cpu 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] || { echo "FAIL: all-dense run exited $rc: $out"; exit 1; }
+grep -q '^FAIL: no position took Double Sparsity' <<<"$out" || { echo "FAIL: all-dense message: $out"; exit 1; }
+# --dense-below 0 is a usage error (1 makes every position sparse)
+set +e
+run "$w/ch.json" --dense-below 0 >/dev/null 2>&1
+rc=$?
+set -e
+[ $rc -eq 2 ] || { echo "FAIL: --dense-below 0 exited $rc"; exit 1; }
 echo "ok: $msg"

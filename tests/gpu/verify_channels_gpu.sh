@@ -4,7 +4,8 @@
 # position past the dense threshold. (a) 16-bit labels, per-head selection ("qk"): perplexity, recall and output
 # error agree with the CPU reference path (verify/ds_eval.c) within the fp16 rounding of q, K and labels, and
 # calibrated channels beat first-r on recall; (b) per-kv-group selection ("k" rows, group-summed query) and 4-bit
-# labels agree too; (c) several window groups (WikiText-2, thousands of tokens); (d) a tight bound fails (exit 1).
+# labels agree too; (c) several window groups (WikiText-2, thousands of tokens); (d) a tight bound fails (exit 1);
+# (e) short windows in capped groups agree too.
 set -euo pipefail
 B=$FPK_BIN S=$FPK_SHARED/testdata
 W=$FPK_TMP/verify_channels_gpu; rm -rf "$W"; mkdir -p "$W"
@@ -17,13 +18,13 @@ col() { awk -v r="$1" -v k="$2" -v s="$3" -v c="$4" '$1 == r && $2 == k && $3 ==
 within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
 "$B" calibrate --channels "$m" --data "$ts" -o "$W/ch.json" --blocks 3 -q 2>/dev/null
 
-cmp_devices() { # name, extra args...: run on both devices, compare every row
-	local name=$1; shift
-	"$B" verify --channels "$W/ch.json" "$m" --data "$ts" --max-tokens 3000 --max-ppl-increase 100 -q --device gpu \
+cmp_devices() { # name, extra args...: run on both devices ($DATA, $MAXTOK tokens), compare every row
+	local name=$1 data=${DATA:-$ts} maxtok=${MAXTOK:-3000}; shift
+	"$B" verify --channels "$W/ch.json" "$m" --data "$data" --max-tokens $maxtok --max-ppl-increase 100 -q --device gpu \
 		--require-gpu --json "$W/$name.json" "$@" | tee "$W/$name.gpu"
 	grep -q '^device: .*our Double Sparsity kernels: [1-9][0-9]* decode steps' "$W/$name.gpu" || fail "$name: not on the GPU kernels"
 	grep -q '"device":[[:space:]]*"gpu"' "$W/$name.json" || fail "$name: json device"
-	"$B" verify --channels "$W/ch.json" "$m" --data "$ts" --max-tokens 3000 --max-ppl-increase 100 -q --device cpu "$@" \
+	"$B" verify --channels "$W/ch.json" "$m" --data "$data" --max-tokens $maxtok --max-ppl-increase 100 -q --device cpu "$@" \
 		>"$W/$name.cpu"
 	dg=$(awk '/^dense perplexity/ {print $3}' "$W/$name.gpu") dc=$(awk '/^dense perplexity/ {print $3}' "$W/$name.cpu")
 	within "$dg" "$dc" "$(awk -v c="$dc" 'BEGIN { print c * 1e-4 }')" || fail "$name: dense ppl gpu $dg cpu $dc"
@@ -51,6 +52,9 @@ awk -v a="$cal" -v b="$first" 'BEGIN { exit !(a > b) }' || fail "calibrated reca
 # (b) one top-k per kv group from the k_proj rows, 4-bit labels; 8-bit labels with a fixed budget
 cmp_devices k4 --label-mode k --label-bits 4 --heavy-channels 4 --heavy-tokens 1/4
 cmp_devices qk8 --label-bits 8 --heavy-channels 2 --heavy-tokens 32
+# (e) short windows (context 16): 1250 windows, more than the hook takes per call (4096 / 8 heads), so the engine
+# runs them in capped groups and the hook sees three call shapes (full groups, the last group, the short window)
+DATA=$wk MAXTOK=20000 cmp_devices short --context 16 --dense-below 4 --heavy-channels 4 --heavy-tokens 4
 # (c) many windows (several groups of windows per layer call and a short last window)
 "$B" verify --channels "$W/ch.json" "$m" --data "$wk" --max-tokens 40000 --heavy-channels 2 --heavy-tokens 1/8 \
 	--max-ppl-increase 1 -q --device gpu | tee "$W/wk.txt"
