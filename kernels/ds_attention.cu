@@ -848,10 +848,21 @@ static int device_sms(int *sms)
 	return 0;
 }
 
+/* the reference shape rules plus the kernels' own limit: batch x heads units index one grid dimension */
+static int gpu_check_shape(const fpk_ds_shape *s)
+{
+	int rc = fpk_ds_check_shape(s);
+	if (!rc && (long long)s->batch * s->heads > 65535)
+		rc = fpk_error_set(FPK_EUSAGE,
+				   "ds attention (GPU): batch %d x heads %d = %lld units, at most 65535 per call (split the batch)",
+				   s->batch, s->heads, (long long)s->batch * s->heads);
+	return rc;
+}
+
 extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_workspace **out)
 {
 	*out = NULL;
-	int rc = fpk_ds_check_shape(s);
+	int rc = gpu_check_shape(s);
 	if (rc)
 		return rc;
 	if (max_topk < 1)
@@ -938,7 +949,7 @@ extern "C" int fpk_ds_label_build(const fpk_ds_label_params *p, void *stream)
 {
 	const fpk_ds_shape *s = &p->shape;
 	const fpk_ds_label_cfg *c = &p->cfg;
-	int rc = fpk_ds_check_shape(s);
+	int rc = gpu_check_shape(s);
 	if (rc || (rc = fpk_ds_check_cfg(s, c)))
 		return rc;
 	if (c->fmt != FPK_DS_LABEL_16 && !p->scales)
@@ -1034,7 +1045,7 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 
 extern "C" int fpk_ds_dense_decode(const fpk_ds_dense_params *p, fpk_ds_workspace *ws, void *stream)
 {
-	int rc = fpk_ds_check_shape(&p->shape);
+	int rc = gpu_check_shape(&p->shape);
 	if (rc)
 		return rc;
 	if (!same_shape(&p->shape, &ws->shape))
@@ -1070,7 +1081,7 @@ static int pdl_mode(void)
 extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws, void *stream)
 {
 	const fpk_ds_shape *s = &p->shape;
-	int rc = fpk_ds_check_shape(s);
+	int rc = gpu_check_shape(s);
 	if (rc || (rc = fpk_ds_check_cfg(s, &p->cfg)))
 		return rc;
 	if (!same_shape(s, &ws->shape))

@@ -27,7 +27,7 @@ enum fpk_ds_label_fmt {
 };
 
 typedef struct fpk_ds_shape {
-	int batch;     /* B */
+	int batch;     /* B; on the GPU B * H <= 65535 (one grid dimension holds the units) */
 	int heads;     /* H query heads */
 	int kv_heads;  /* Hkv key/value heads; H % Hkv == 0, group size G = H / Hkv */
 	int head_dim;  /* d: a multiple of 8 in 8..256 */

@@ -75,5 +75,5 @@ fi
 printf '%-34s %s\n' "verify verdict:" "$([ $vrc -eq 0 ] && echo PASS || echo "FAIL (exit $vrc)")"
 printf '%-34s %s\n' "perplexity pack vs pruned:" "$(grep -o 'relative perplexity difference [^ ]*' "$w/eval.txt" || echo n/a) ($([ $erc -eq 0 ] && echo PASS || echo "FAIL"))"
 printf '%-34s %s\n' "channel config:" "$w/channels.json"
-printf '%-34s %s\n' "Double Sparsity (r=16, k=L/4):" "$(awk '$3 == "calibrated" {printf "ppl %+.2f%% vs dense, recall %.3f", $5, $6}' "$w/channels.txt" | tr -d '%' | sed 's/ vs/% vs/') on $(sed -n 's/^device: \([^(]*\).*/\1/p' "$w/channels.txt" | sed 's/ *$//') ($([ $crc -eq 0 ] && echo PASS || echo "FAIL"))"
+printf '%-34s %s\n' "Double Sparsity (r=16, k=L/4):" "$(awk '$3 == "calibrated" {printf "ppl %+.2f%% vs dense, recall %.3f", $5, $6}' "$w/channels.txt") on $(sed -n 's/^device: \([^(]*[^ (]\) *(.*/\1/p' "$w/channels.txt") ($([ $crc -eq 0 ] && echo PASS || echo "FAIL"))"
 [ $vrc -eq 0 ] && [ $erc -eq 0 ] && [ $crc -eq 0 ]

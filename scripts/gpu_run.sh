@@ -5,16 +5,7 @@
 # ctest files name /work/main/build-gpu/..., so that path is made to resolve here.
 # Usage (device): bash scripts/gpu_run.sh [ctest-regex]
 set -uo pipefail
-root=$PWD
-out=${OUT:-/tmp/out}
-mkdir -p "$out"
-[ -e build-gpu ] || ln -s "$root/.carry-final/build-gpu" build-gpu
-if [ "$root" != /work/main ]; then
-	mkdir -p /work
-	[ -e /work/main ] || ln -s "$root" /work/main
-fi
-[ -e /work/shared ] || ln -s "$root/.carry-final/shared" /work/shared
-export LD_LIBRARY_PATH=$root/.cjson/usr/lib/x86_64-linux-gnu:/work/main/build-gpu:${LD_LIBRARY_PATH:-}
+. scripts/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 cd /work/main/build-gpu || exit 1
 rc=0

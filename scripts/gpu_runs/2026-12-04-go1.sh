@@ -2,13 +2,10 @@
 # device run 1 (2026-12-04): ctest -L gpu + memcheck (scripts/gpu_run.sh), memcheck of verify --channels on the GPU,
 # the GPU verify --channels tables for docs, the demo.
 set -u
-root=$PWD
-out=${OUT:-/tmp/out}
-mkdir -p "$out"
+. scripts/gpu_env.sh
 date -u
 bash scripts/gpu_run.sh > "$out/gpu_run.log" 2>&1; echo "gpu_run rc $?" | tee -a "$out/gpu_run.log"
 tail -45 "$out/gpu_run.log"
-export LD_LIBRARY_PATH=$root/.cjson/usr/lib/x86_64-linux-gnu:/work/main/build-gpu
 B=/work/main/build-gpu/flashllm-pack T=/work/shared/testdata
 ts=$T/tinystories-sample/tinystories_sample.txt wk=$T/wikitext-2-raw/wiki.test.raw
 $B calibrate --channels $T/stories260K --data $ts -o /tmp/ch.json --blocks 3 -q

@@ -2,13 +2,8 @@
 # device run 2 (2026-12-04): the fixed verify_channels_gpu test (all of it), racecheck of verify --channels on the
 # GPU, the docs tables on the GPU, the whole WikiText-2 test set, the demo.
 set -u
-root=$PWD out=${OUT:-/tmp/out}
-mkdir -p "$out"
+. scripts/gpu_env.sh
 date -u
-[ -e build-gpu ] || ln -s "$root/.carry-final/build-gpu" build-gpu
-mkdir -p /work; [ -e /work/main ] || ln -s "$root" /work/main
-[ -e /work/shared ] || ln -s "$root/.carry-final/shared" /work/shared
-export LD_LIBRARY_PATH=$root/.cjson/usr/lib/x86_64-linux-gnu:/work/main/build-gpu
 (cd /work/main/build-gpu && ctest -L gpu --output-on-failure > "$out/ctest_gpu.log" 2>&1; echo "ctest rc $?")
 grep -E "Test +#|tests passed|FAIL" "$out/ctest_gpu.log"
 B=/work/main/build-gpu/flashllm-pack T=/work/shared/testdata

@@ -2,9 +2,7 @@
 # device run 3 (2026-12-04): bench_ds on the H200 (same-run table), then ncu of the four DS stages at
 # B=8 L=32K Hkv=32 (the shape of the 8x target) to pin down why the selection is slow.
 set -u
-root=$PWD out=${OUT:-/tmp/out}
-mkdir -p "$out"
-export LD_LIBRARY_PATH=$root/.cjson/usr/lib/x86_64-linux-gnu:$root/.carry-final/build-gpu
+. scripts/gpu_env.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader
 B=$root/.carry-final/build-gpu/bench/bench_ds
 date -u

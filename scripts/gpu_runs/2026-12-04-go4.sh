@@ -3,13 +3,7 @@
 # and top-k bit-identical with the C twins; memcheck), the verify --channels GPU test, then bench_ds new vs old
 # library in the same run (twice, interleaved) and ncu of the filter.
 set -u
-root=$PWD out=${OUT:-/tmp/out}
-mkdir -p "$out"
-[ -e build-gpu ] || ln -s "$root/.carry-final/build-gpu" build-gpu
-mkdir -p /work; [ -e /work/main ] || ln -s "$root" /work/main
-[ -e /work/shared ] || ln -s "$root/.carry-final/shared" /work/shared
-C=$root/.cjson/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$C:/work/main/build-gpu
+. scripts/gpu_env.sh
 date -u
 (cd /work/main/build-gpu && ctest -L gpu --output-on-failure > "$out/ctest_gpu.log" 2>&1; echo "ctest rc $?")
 grep -E "Test +#|tests passed" "$out/ctest_gpu.log"
@@ -17,7 +11,7 @@ FPK_DS_QUICK=1 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/te
 FPK_DS_QUICK=1 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/gpu/test_ds_attention > "$out/rc_ds.log" 2>&1; echo "racecheck rc $?"; tail -1 "$out/rc_ds.log"
 B=/work/main/build-gpu/bench/bench_ds
 for i in 1 2; do
-	LD_LIBRARY_PATH=$C:$root/.carry-final/old $B > "$out/bench_old_$i.txt" 2>&1; echo "old rc $?"
+	LD_LIBRARY_PATH=$cjson:$root/.carry-final/old $B > "$out/bench_old_$i.txt" 2>&1; echo "old rc $?"
 	$B > "$out/bench_new_$i.txt" 2>&1; echo "new rc $?"
 done
 for f in old_1 new_1 old_2 new_2; do echo "== $f"; grep -E "^\| (1|8) \| (32|128)K \| 32 \||^\| 8 \| 32K \| 8 \|" "$out/bench_$f.txt"; grep -E "^\| 8 \| 32K \| 32 \| r=d/16" "$out/bench_$f.txt"; done

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 set -u
-root=$PWD out=${OUT:-/tmp/out}; mkdir -p "$out"
-C=$root/.cjson/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$C:$root/.carry-final/build-gpu
+# device run 5 (2026-12-04): the second filter variant (first-tile prefetch, registers capped at 64) vs the old library
+. scripts/gpu_env.sh
 $root/.carry-final/build-gpu/tests/gpu/test_ds_attention > "$out/test_ds.log" 2>&1; echo "test_ds_attention rc $?"; tail -1 "$out/test_ds.log"
 B=$root/.carry-final/build-gpu/bench/bench_ds
 for i in 1 2; do
-	LD_LIBRARY_PATH=$C:$root/.carry-final/old $B > "$out/bench_old_$i.txt" 2>&1; echo "old rc $?"
+	LD_LIBRARY_PATH=$cjson:$root/.carry-final/old $B > "$out/bench_old_$i.txt" 2>&1; echo "old rc $?"
 	$B > "$out/bench_new_$i.txt" 2>&1; echo "new rc $?"
 done
 for f in old_1 new_1 old_2 new_2; do echo "== $f"; grep -E "^\| 8 \| 32K \| 32 \||^\| 1 \| 32K \| 32 \|" "$out/bench_$f.txt"; done

@@ -2,12 +2,7 @@
 # device run 6 (2026-12-04): after the review fixes (hook window cap, workspace cache, event timing): ctest -L gpu,
 # memcheck of the short-context path, the timing runs for docs.
 set -u
-root=$PWD out=${OUT:-/tmp/out}
-mkdir -p "$out"
-[ -e build-gpu ] || ln -s "$root/.carry-final/build-gpu" build-gpu
-mkdir -p /work; [ -e /work/main ] || ln -s "$root" /work/main
-[ -e /work/shared ] || ln -s "$root/.carry-final/shared" /work/shared
-export LD_LIBRARY_PATH=$root/.cjson/usr/lib/x86_64-linux-gnu:/work/main/build-gpu
+. scripts/gpu_env.sh
 date -u
 (cd /work/main/build-gpu && ctest -L gpu --output-on-failure > "$out/ctest_gpu.log" 2>&1; echo "ctest rc $?")
 grep -E "Test +#|tests passed" "$out/ctest_gpu.log"; grep -E "^short|FAIL" "$out/ctest_gpu.log" | head

@@ -217,6 +217,11 @@ int main(int argc, char **argv)
 {
 	int n = (int)(sizeof(cases) / sizeof(cases[0]));
 	int quick = argc > 1 && !strcmp(argv[1], "quick");
+	/* more units than one grid dimension holds: a clear usage error, before any allocation */
+	fpk_ds_shape big = {8193, 8, 4, 64, 128, FPK_F16};
+	fpk_ds_workspace *ws = NULL;
+	CHECK_ERR(fpk_ds_workspace_new(&big, 16, &ws), FPK_EUSAGE, "at most 65535");
+	CHECK(ws == NULL);
 	for (int i = 0; i < n; i++) {
 		if (quick && i != 1 && i != 6)
 			continue;
