@@ -5,9 +5,9 @@
  * One decode step (fpk_ds_decode) is four launches (docs/double-sparsity.md has the details):
  *   1. ds_score:  grid (chunks, U). Scores s[t] = sum_j qs[j] * label[t][j] (fmaf, j ascending: bit-exact with the
  *                 C twin) into ws->scores (U, lcap) and a 4096-bin histogram of the top 12 bits of the
- *                 order-preserving key into ws->hist (U, 4096).
- *   2. ds_filter: grid (chunks, U). The bin b* holding the k-th largest key; each chunk keeps its tokens with
- *                 bin >= b* (ascending) with their keys.
+ *                 order-preserving key into ws->hist (U, 4096). The last block of a unit to finish (a per-unit
+ *                 count) scans the complete histogram for the bin b* holding the k-th largest key.
+ *   2. ds_filter: grid (chunks, U). Each chunk keeps its tokens with bin >= b* (ascending) with their keys.
  *   3. ds_select: grid (U), 512 threads. Gathers the chunk lists into one ordered list; two 10-bit radix passes
  *                 over the b* entries give the exact k-th key T and the number m of ties at T to take (lower index
  *                 wins); an ordered pass writes the k indices ascending. Zeroes its histogram.
@@ -45,7 +45,8 @@ struct fpk_ds_workspace {
 	uint32_t *fkey;    /* (B*H, lcap) per-chunk candidate lists of the filter */
 	int32_t *fidx;
 	int32_t *ccnt;     /* (B*H, MAX_CHUNKS) candidates per chunk */
-	int32_t *bsel;     /* (B*H, 2) b* and the count above it */
+	int32_t *bsel;     /* (B*H, 2) b* and the count above it (the unit's last score block) */
+	unsigned *scnt;    /* (B*H) score blocks finished per unit, zero between calls */
 	int32_t *idx;      /* (B*H, kcap) selection */
 	int32_t *nsel;     /* (B*H) */
 	float *part;       /* (B*H*NSPLIT_MAX, d+2) split partials */
@@ -224,20 +225,87 @@ __global__ void ds_label_q_kernel(const uint16_t *__restrict__ k, const int32_t 
 
 /* ---- 2. scores + histogram ---- */
 
+/* one label load: 16, 8 or 4 bytes of a row */
+union lvec {
+	uint4 v4;
+	uint2 v2[2];
+	uint32_t v1[4];
+	uint16_t h[8];
+	uint8_t c[16];
+};
+
+template <int VW> __device__ __forceinline__ lvec lload(const uint8_t *p)
+{
+	lvec x;
+	x.v4 = make_uint4(0, 0, 0, 0);
+	if (VW == 16)
+		x.v4 = *reinterpret_cast<const uint4 *>(p);
+	else if (VW == 8)
+		x.v2[0] = *reinterpret_cast<const uint2 *>(p);
+	else
+		x.v1[0] = *reinterpret_cast<const uint32_t *>(p);
+	return x;
+}
+
+/* acc + the products of the label values at byte offset off (fmaf, j ascending: the C twin's order) */
+template <int FMT, int VW>
+__device__ __forceinline__ float ldot(const lvec &x, int off, int r, const float *qs, int bf16, float acc)
+{
+	if (FMT == FPK_DS_LABEL_16) {
+#pragma unroll
+		for (int e = 0; e < VW / 2; e++) {
+			int j = off / 2 + e;
+			if (j < r)
+				acc = __fmaf_rn(qs[j], u16_to_f(x.h[e], bf16), acc);
+		}
+	} else if (FMT == FPK_DS_LABEL_Q8) {
+#pragma unroll
+		for (int e = 0; e < VW; e++) {
+			int j = off + e;
+			if (j < r)
+				acc = __fmaf_rn(qs[j], (float)(int8_t)x.c[e], acc);
+		}
+	} else {
+#pragma unroll
+		for (int e = 0; e < 2 * VW; e++) {
+			int j = 2 * off + e;
+			/* signed nibble to float without I2F: bits 0x4B000000 | (nib ^ 8) are 2^23 + nib + 8 (nib < 8)
+			 * or 2^23 + nib - 8; minus 2^23 + 8 gives nib or nib - 16 exactly (one shift, one LOP3, one
+			 * FADD) */
+			uint32_t bits = ((x.v1[e >> 3] >> ((e & 7) * 4)) & 0xFu) ^ 0x4B000008u;
+			float qv = __fsub_rn(__uint_as_float(bits), 8388616.0f);
+			if (j < r)
+				acc = __fmaf_rn(qs[j], qv, acc);
+		}
+	}
+	return acc;
+}
+
+#ifndef FPK_DS_QTOK
+#define FPK_DS_QTOK 2 /* tokens per thread and step of the score loop, quantized labels */
+#endif
+/* grid (chunks, U), 256 threads. Quantized labels take 2 tokens per thread and step (their loads issued before
+ * either is decoded: the decode arithmetic otherwise leaves too few loads in flight); 16-bit labels 1. The last
+ * block of a unit to finish (a per-unit count) finds the bin b* holding the k-th largest key and the count above
+ * it from the unit's complete histogram and writes them to bsel, so the filter's blocks need not scan it. */
 template <int FMT, int VW>
 __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restrict__ q, const int32_t *__restrict__ lens,
 						     const int32_t *__restrict__ ch, const uint8_t *__restrict__ labels,
 						     const uint16_t *__restrict__ scales, float *__restrict__ scores,
-						     uint32_t *__restrict__ hist, int H, int Hkv, int LH, int d, int Lmax,
+						     uint32_t *__restrict__ hist, unsigned *__restrict__ scnt,
+						     int32_t *__restrict__ bsel, int H, int Hkv, int LH, int d, int Lmax,
 						     int lcap, int r, int rb, int sel_per_head, int per_head_labels,
 						     int bf16, int chunk, int topk, int topk_div, int dense_below)
 {
+	constexpr int TOK = FMT == FPK_DS_LABEL_16 ? 1 : FPK_DS_QTOK;
 	__shared__ float qs[256];
 	__shared__ uint32_t sh[HIST_BINS];
+	__shared__ int sc[40];
 	pdl_trigger();
 	const int u = blockIdx.y, G = H / Hkv, per = sel_per_head ? H : Hkv;
 	const int b = u / per, w = u % per, len = lens[b];
-	if (!seq_topk(len, topk, topk_div, dense_below))
+	const int kb = seq_topk(len, topk, topk_div, dense_below);
+	if (!kb)
 		return;
 	const int t0 = blockIdx.x * chunk;
 	if (t0 >= len)
@@ -256,60 +324,87 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 		sh[i] = 0;
 	__syncthreads();
 	const size_t lbase = ((size_t)b * LH + lh) * Lmax;
-	for (int t = t0 + threadIdx.x; t < t1; t += blockDim.x) {
-		const uint8_t *row = labels + (lbase + t) * rb;
-		float acc = 0.0f;
+	for (int tb = t0 + threadIdx.x; tb < t1; tb += TOK * 256) {
+		float acc[TOK];
+		uint16_t scl[TOK];
+#pragma unroll
+		for (int i = 0; i < TOK; i++) {
+			acc[i] = 0.0f;
+			int t = tb + i * 256;
+			scl[i] = FMT != FPK_DS_LABEL_16 && t < t1 ? scales[lbase + t] : (uint16_t)0;
+		}
 		for (int off = 0; off < rb; off += VW) {
-			union {
-				uint4 v4;
-				uint2 v2[2];
-				uint32_t v1[4];
-				uint16_t h[8];
-				uint8_t c[16];
-			} x;
-			if (VW == 16)
-				x.v4 = *reinterpret_cast<const uint4 *>(row + off);
-			else if (VW == 8)
-				x.v2[0] = *reinterpret_cast<const uint2 *>(row + off);
-			else
-				x.v1[0] = *reinterpret_cast<const uint32_t *>(row + off);
-			if (FMT == FPK_DS_LABEL_16) {
+			lvec x[TOK];
 #pragma unroll
-				for (int e = 0; e < VW / 2; e++) {
-					int j = off / 2 + e;
-					if (j < r)
-						acc = __fmaf_rn(qs[j], u16_to_f(x.h[e], bf16), acc);
-				}
-			} else if (FMT == FPK_DS_LABEL_Q8) {
+			for (int i = 0; i < TOK; i++) {
+				int t = tb + i * 256;
+				x[i] = lload<VW>(labels + (lbase + (t < t1 ? t : t0)) * rb + off);
+			}
 #pragma unroll
-				for (int e = 0; e < VW; e++) {
-					int j = off + e;
-					if (j < r)
-						acc = __fmaf_rn(qs[j], (float)(int8_t)x.c[e], acc);
-				}
-			} else {
+			for (int i = 0; i < TOK; i++)
+				acc[i] = ldot<FMT, VW>(x[i], off, r, qs, bf16, acc[i]);
+		}
 #pragma unroll
-				for (int e = 0; e < 2 * VW; e++) {
-					int j = 2 * off + e;
-					/* signed nibble to float without I2F: bits 0x4B000000 | (nib ^ 8) are 2^23 + nib + 8
-					 * (nib < 8) or 2^23 + nib - 8; minus 2^23 + 8 gives nib or nib - 16 exactly (one
-					 * shift, one LOP3, one FADD) */
-					uint32_t bits = ((x.v1[e >> 3] >> ((e & 7) * 4)) & 0xFu) ^ 0x4B000008u;
-					float qv = __fsub_rn(__uint_as_float(bits), 8388616.0f);
-					if (j < r)
-						acc = __fmaf_rn(qs[j], qv, acc);
-				}
+		for (int i = 0; i < TOK; i++) {
+			int t = tb + i * 256;
+			if (t < t1) {
+				float a = acc[i];
+				if (FMT != FPK_DS_LABEL_16)
+					a = __fmul_rn(a, __half2float(__ushort_as_half(scl[i])));
+				scores[(size_t)u * lcap + t] = a;
+				atomicAdd(&sh[dkey(a) >> 20], 1u);
 			}
 		}
-		if (FMT != FPK_DS_LABEL_16)
-			acc = __fmul_rn(acc, __half2float(__ushort_as_half(scales[lbase + t])));
-		scores[(size_t)u * lcap + t] = acc;
-		atomicAdd(&sh[dkey(acc) >> 20], 1u);
 	}
 	__syncthreads();
+	uint32_t *hg = hist + (size_t)u * HIST_BINS;
 	for (int i = threadIdx.x; i < HIST_BINS; i += blockDim.x)
 		if (sh[i])
-			atomicAdd(&hist[(size_t)u * HIST_BINS + i], sh[i]);
+			atomicAdd(&hg[i], sh[i]);
+	/* count this block: its histogram adds are ordered before the count by the barrier and thread 0's fence (as
+	 * in a grid barrier); the block that completes the count sees every block's adds */
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		__threadfence();
+		const unsigned nact = (unsigned)((len + chunk - 1) / chunk);
+		sc[39] = atomicAdd(&scnt[u], 1u) == nact - 1;
+	}
+	__syncthreads();
+	if (!sc[39])
+		return;
+	__threadfence();
+	/* thread t holds bins 4080-16t .. 4095-16t (cnt[15] the highest); 256 threads x 16 = HIST_BINS */
+	const uint4 *hv = reinterpret_cast<const uint4 *>(hg + HIST_BINS - 16 - 16 * threadIdx.x);
+	uint32_t cnt[16];
+	int sum = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		uint4 x = __ldcg(hv + i);
+		cnt[4 * i] = x.x, cnt[4 * i + 1] = x.y, cnt[4 * i + 2] = x.z, cnt[4 * i + 3] = x.w;
+	}
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		sum += (int)cnt[i];
+	if (threadIdx.x == 0) {
+		scnt[u] = 0;
+		sc[34] = 0;
+		sc[35] = 0;
+	}
+	int total;
+	int before = block_scan(sum, &total, sc);
+#pragma unroll
+	for (int i = 15; i >= 0; i--) {
+		if (before < kb && kb <= before + (int)cnt[i]) {
+			sc[34] = HIST_BINS - 16 - 16 * threadIdx.x + i;
+			sc[35] = before;
+		}
+		before += (int)cnt[i];
+	}
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		bsel[2 * u] = sc[34];
+		bsel[2 * u + 1] = sc[35];
+	}
 }
 
 /* ---- 3. exact top-k ---- */
@@ -359,14 +454,14 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 	__syncthreads();
 }
 
-/* 3a. filter, grid (chunks, U), 256 threads: every block finds b* from the unit's histogram and keeps the
- * tokens of its chunk with bin >= b* in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
+/* 3a. filter, grid (chunks, U), 256 threads: every block keeps the tokens of its chunk with bin >= b* (b* found by
+ * the score kernel) in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
 enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = SEL_THREADS };
 
 __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__restrict__ scores,
-								  const uint32_t *__restrict__ hist, uint32_t *__restrict__ kk,
-								  int32_t *__restrict__ ki, int32_t *__restrict__ ccnt,
-								  int32_t *__restrict__ bsel, const int32_t *__restrict__ lens,
+								  uint32_t *__restrict__ kk, int32_t *__restrict__ ki,
+								  int32_t *__restrict__ ccnt, const int32_t *__restrict__ bsel,
+								  const int32_t *__restrict__ lens,
 								  int per, int lcap, int chunk, int topk, int topk_div,
 								  int dense_below)
 {
@@ -378,34 +473,7 @@ __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__
 	if (!kb || t0 >= len)
 		return;
 	const int t1 = min(len, t0 + chunk);
-	/* thread t holds bins 4095-16t .. 4080-16t (descending) */
-	const uint4 *hg = reinterpret_cast<const uint4 *>(hist + (size_t)u * HIST_BINS + HIST_BINS - 16 - 16 * tid);
-	uint32_t cnt[16];
-	int sum = 0;
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		uint4 x = __ldcg(hg + i);
-		cnt[4 * i] = x.x, cnt[4 * i + 1] = x.y, cnt[4 * i + 2] = x.z, cnt[4 * i + 3] = x.w;
-	}
-#pragma unroll
-	for (int i = 0; i < 16; i++)
-		sum += (int)cnt[i];
-	int total;
-	int before = block_scan(sum, &total, sc);
-#pragma unroll
-	for (int i = 15; i >= 0; i--) { /* bin 4095-16t-(15-i) ... descending order is i = 15 .. 0 */
-		if (before < kb && kb <= before + (int)cnt[i]) {
-			sc[34] = HIST_BINS - 16 - 16 * tid + i;
-			sc[35] = before;
-		}
-		before += (int)cnt[i];
-	}
-	__syncthreads();
-	const uint32_t bstar = (uint32_t)sc[34];
-	if (c == 0 && tid == 0) {
-		bsel[2 * u] = sc[34];
-		bsel[2 * u + 1] = sc[35];
-	}
+	const uint32_t bstar = (uint32_t)__ldcg(bsel + 2 * u); /* from the unit's last score block */
 	const float *srow = scores + (size_t)u * lcap;
 	uint32_t *okk = kk + (size_t)u * lcap + t0;
 	int32_t *oki = ki + (size_t)u * lcap + t0;
@@ -551,13 +619,16 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 		int pos = nout + block_scan(take, &ttot, sc);
 #pragma unroll
 		for (int i = 0; i < SEL_ITEMS; i++)
-			if (takemask & (1u << i))
-				out[pos++] = ki[i0 + i];
+			if (takemask & (1u << i)) {
+				if (pos < kb) /* always, unless the histogram was not zero at the call */
+					out[pos] = ki[i0 + i];
+				pos++;
+			}
 		eqc += etot;
 		nout += ttot;
 	}
 	if (tid == 0)
-		nsel[u] = nout; /* == kb */
+		nsel[u] = nout < kb ? nout : kb; /* == kb */
 }
 
 /* ---- 4. split-KV attention, dense or over a selection ---- */
@@ -893,13 +964,15 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 	ALLOC(fidx, U * ws->lcap);
 	ALLOC(ccnt, U * MAX_CHUNKS);
 	ALLOC(bsel, U * 2);
+	ALLOC(scnt, U);
 	ALLOC(idx, U * ws->kcap);
 	ALLOC(nsel, U);
 	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 4));
 	ALLOC(counter, U);
 #undef ALLOC
 	if (cudaMemset(ws->hist, 0, sizeof(uint32_t) * U * HIST_BINS) != cudaSuccess ||
-	    cudaMemset(ws->counter, 0, sizeof(unsigned) * U) != cudaSuccess) {
+	    cudaMemset(ws->counter, 0, sizeof(unsigned) * U) != cudaSuccess ||
+	    cudaMemset(ws->scnt, 0, sizeof(unsigned) * U) != cudaSuccess) {
 		rc = fpk_error_set(FPK_EGPU, "ds workspace: cudaMemset failed");
 		goto done;
 	}
@@ -924,6 +997,7 @@ extern "C" void fpk_ds_workspace_free(fpk_ds_workspace *ws)
 	cudaFree(ws->fidx);
 	cudaFree(ws->ccnt);
 	cudaFree(ws->bsel);
+	cudaFree(ws->scnt);
 	cudaFree(ws->idx);
 	cudaFree(ws->nsel);
 	cudaFree(ws->part);
@@ -1061,7 +1135,7 @@ static void launch_score(int vw, dim3 grid, cudaStream_t st, const fpk_ds_decode
 	const fpk_ds_shape *s = &p->shape;
 	auto fn = vw == 16 ? ds_score_kernel<FMT, 16> : vw == 8 ? ds_score_kernel<FMT, 8> : ds_score_kernel<FMT, 4>;
 	fn<<<grid, 256, 0, st>>>((const uint16_t *)p->q, p->lens, p->cfg.ch, p->labels, p->scales, ws->scores, ws->hist,
-				 s->heads, s->kv_heads, LH, s->head_dim, s->max_len, ws->lcap, p->cfg.r, rb,
+				 ws->scnt, ws->bsel, s->heads, s->kv_heads, LH, s->head_dim, s->max_len, ws->lcap, p->cfg.r, rb,
 				 p->sel_per_head, p->cfg.per_head_labels, s->kv_dtype == FPK_BF16, chunk, p->topk,
 				 p->topk_div, p->dense_below);
 }
@@ -1119,12 +1193,12 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 		return 0;
 	const int pm = pdl_mode();
 	if (pm >= 1)
-		FPK_CU(launch_pdl(ds_filter_kernel, grid, dim3(FILT_THREADS), st, ws->scores, ws->hist, ws->fkey,
-				  ws->fidx, ws->ccnt, ws->bsel, p->lens, per, ws->lcap, chunk, p->topk, p->topk_div,
+		FPK_CU(launch_pdl(ds_filter_kernel, grid, dim3(FILT_THREADS), st, ws->scores, ws->fkey, ws->fidx,
+				  ws->ccnt, ws->bsel, p->lens, per, ws->lcap, chunk, p->topk, p->topk_div,
 				  p->dense_below));
 	else
-		ds_filter_kernel<<<grid, FILT_THREADS, 0, st>>>(ws->scores, ws->hist, ws->fkey, ws->fidx, ws->ccnt,
-								ws->bsel, p->lens, per, ws->lcap, chunk, p->topk,
+		ds_filter_kernel<<<grid, FILT_THREADS, 0, st>>>(ws->scores, ws->fkey, ws->fidx, ws->ccnt, ws->bsel,
+								p->lens, per, ws->lcap, chunk, p->topk,
 								p->topk_div, p->dense_below);
 	FPK_CU(cudaGetLastError());
 	if (pm >= 2)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# device run 10 (2026-12-04, second session), after the fused selection of runs 7-9 was reverted: the last score
+# block of each unit scans the unit's complete histogram for b* (so the filter's blocks no longer load and scan
+# 16 KB each), and quantized labels are scored 2 tokens per thread and step. Correctness first (test_ds_attention,
+# 15 shapes, labels and top-k bit-identical with the C twins; memcheck, racecheck, synccheck on the quick set),
+# then bench_ds of the previous library (.carry-final/old), the new one and a variant (.carry-final/var: the same
+# with 1 token per step for quantized labels), interleaved twice in the same run; ncu at the target shape.
+set -u
+. scripts/gpu_env.sh
+date -u
+nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
+build-gpu/tests/gpu/test_ds_attention > "$out/test_ds.log" 2>&1; echo "test_ds_attention rc $?"; grep -E "FAIL|failed" "$out/test_ds.log" | head; tail -2 "$out/test_ds.log"
+LD_LIBRARY_PATH=$cjson:$root/.carry-final/var build-gpu/tests/gpu/test_ds_attention > "$out/test_ds_var.log" 2>&1; echo "test_ds_attention (var) rc $?"
+LD_LIBRARY_PATH=$cjson:$root/.carry-final/old build-gpu/tests/gpu/test_ds_attention > "$out/test_ds_old.log" 2>&1; echo "test_ds_attention (old library, new case 14) rc $?"; grep -E "case 14" "$out/test_ds_old.log"
+for tool in memcheck racecheck synccheck; do
+	compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/gpu/test_ds_attention quick > "$out/$tool.log" 2>&1; echo "$tool rc $?"; tail -1 "$out/$tool.log"
+done
+B=/work/main/build-gpu/bench/bench_ds
+for i in 1 2; do
+	LD_LIBRARY_PATH=$cjson:$root/.carry-final/old $B > "$out/bench_old_$i.txt" 2>&1; echo "old rc $?"
+	$B > "$out/bench_new_$i.txt" 2>&1; echo "new rc $?"
+	LD_LIBRARY_PATH=$cjson:$root/.carry-final/var $B > "$out/bench_var_$i.txt" 2>&1; echo "var rc $?"
+done
+for f in old_1 new_1 var_1 old_2 new_2 var_2; do echo "== $f"; grep -E "^\| (1|8) \| (8|32|128)K \| (8|32) \|" "$out/bench_$f.txt" | grep -v 'r=d' | cut -d'|' -f2-4,7,8,10,11; grep -E "^\| (1|8) \| (32|128)K \| (8|32) \| r=d" "$out/bench_$f.txt"; done
+FPK_DS_ONLY=8,32768,32 timeout 120 ncu --clock-control none -k regex:"ds_filter_kernel|ds_select_kernel" -c 4 --section SpeedOfLight --section LaunchStats --section Occupancy $B > "$out/ncu.txt" 2>&1
+grep -E "ds_filter|ds_select|Duration|DRAM Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy" "$out/ncu.txt" | cut -c1-110
+date -u
