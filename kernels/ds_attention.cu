@@ -457,6 +457,9 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 /* 3a. filter, grid (chunks, U), 256 threads: every block keeps the tokens of its chunk with bin >= b* (b* found by
  * the score kernel) in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
 enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = SEL_THREADS };
+#ifndef FPK_DS_FCHUNK
+#define FPK_DS_FCHUNK (FILT_THREADS * FILT_ITEMS) /* the filter's largest chunk: one tile per block */
+#endif
 
 __global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__restrict__ scores,
 								  uint32_t *__restrict__ kk, int32_t *__restrict__ ki,
@@ -693,33 +696,47 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	const T *kbase = reinterpret_cast<const T *>(a.k) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 	const T *vbase = reinterpret_cast<const T *>(a.v) + ((size_t)b * a.Hkv + kvh) * a.Lmax * d + dim0;
 
-	/* PF: rows loaded one step ahead (register double buffer); for 2-4 heads per block and for selections */
+	/* PF: rows loaded one step ahead (register double buffer) and the token indices of a selection two steps
+	 * ahead, so that the index load is off the K/V loads' path; for 2-4 heads per block and for selections */
 	uint4 kv[ATT_UNROLL], vv[ATT_UNROLL];
 	bool ok[ATT_UNROLL];
-	auto load_step = [&](int base, uint4 *kx, uint4 *vx, bool *okx) {
+	int tk[ATT_UNROLL];
+	auto idx_load = [&](int base, int *tx) {
+#pragma unroll
+		for (int u = 0; u < ATT_UNROLL; u++) {
+			int i = base + (u * NW + warp) * RPW + row;
+			tx[u] = i < t1 ? (list ? __ldg(list + i) : i) : 0;
+		}
+	};
+	auto kv_load = [&](int base, const int *tx, uint4 *kx, uint4 *vx, bool *okx) {
 #pragma unroll
 		for (int u = 0; u < ATT_UNROLL; u++) {
 			int i = base + (u * NW + warp) * RPW + row;
 			okx[u] = i < t1;
-			int tok = okx[u] ? (list ? __ldg(list + i) : i) : 0;
 			if (okx[u] && act) {
-				kx[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + (size_t)tok * d));
-				vx[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + (size_t)tok * d));
+				kx[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + (size_t)tx[u] * d));
+				vx[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + (size_t)tx[u] * d));
 			} else {
 				kx[u] = make_uint4(0, 0, 0, 0);
 				vx[u] = make_uint4(0, 0, 0, 0);
 			}
 		}
 	};
-	if (PF)
-		load_step(t0, kv, vv, ok);
+	if (PF) {
+		idx_load(t0, tk);
+		kv_load(t0, tk, kv, vv, ok);
+		idx_load(t0 + STEP, tk);
+	}
 	for (int base = t0; base < t1; base += STEP) {
 		uint4 kn[ATT_UNROLL], vn[ATT_UNROLL];
 		bool okn[ATT_UNROLL];
-		if (PF)
-			load_step(base + STEP, kn, vn, okn);
-		else
-			load_step(base, kv, vv, ok);
+		if (PF) {
+			kv_load(base + STEP, tk, kn, vn, okn);
+			idx_load(base + 2 * STEP, tk);
+		} else {
+			idx_load(base, tk);
+			kv_load(base, tk, kv, vv, ok);
+		}
 		float s[GB][ATT_UNROLL];
 #pragma unroll
 		for (int u = 0; u < ATT_UNROLL; u++) {
@@ -1182,6 +1199,11 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 		chunk = (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS;
 	chunk = (chunk + 15) & ~15; /* float4 loads of the filter */
 	dim3 grid((s->max_len + chunk - 1) / chunk, U);
+	/* the filter's chunks: at most FPK_DS_FCHUNK tokens, so that a block does one round trip of loads */
+	int fchunk = chunk < FPK_DS_FCHUNK ? chunk : FPK_DS_FCHUNK;
+	if (fchunk < (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS)
+		fchunk = ((s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS + 15) & ~15;
+	dim3 fgrid((s->max_len + fchunk - 1) / fchunk, U);
 	if (p->cfg.fmt == FPK_DS_LABEL_16)
 		launch_score<FPK_DS_LABEL_16>(vw, grid, st, p, ws, LH, rb, chunk);
 	else if (p->cfg.fmt == FPK_DS_LABEL_Q8)
@@ -1193,22 +1215,22 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 		return 0;
 	const int pm = pdl_mode();
 	if (pm >= 1)
-		FPK_CU(launch_pdl(ds_filter_kernel, grid, dim3(FILT_THREADS), st, ws->scores, ws->fkey, ws->fidx,
-				  ws->ccnt, ws->bsel, p->lens, per, ws->lcap, chunk, p->topk, p->topk_div,
+		FPK_CU(launch_pdl(ds_filter_kernel, fgrid, dim3(FILT_THREADS), st, ws->scores, ws->fkey, ws->fidx,
+				  ws->ccnt, ws->bsel, p->lens, per, ws->lcap, fchunk, p->topk, p->topk_div,
 				  p->dense_below));
 	else
-		ds_filter_kernel<<<grid, FILT_THREADS, 0, st>>>(ws->scores, ws->fkey, ws->fidx, ws->ccnt, ws->bsel,
-								p->lens, per, ws->lcap, chunk, p->topk,
-								p->topk_div, p->dense_below);
+		ds_filter_kernel<<<fgrid, FILT_THREADS, 0, st>>>(ws->scores, ws->fkey, ws->fidx, ws->ccnt, ws->bsel,
+								 p->lens, per, ws->lcap, fchunk, p->topk,
+								 p->topk_div, p->dense_below);
 	FPK_CU(cudaGetLastError());
 	if (pm >= 2)
 		FPK_CU(launch_pdl(ds_select_kernel, dim3(U), dim3(SEL_THREADS), st, ws->hist, ws->fkey, ws->fidx,
 				  ws->ckey, ws->cidx, ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
-				  ws->kcap, chunk, p->topk, p->topk_div, p->dense_below));
+				  ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below));
 	else
 		ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx, ws->ccnt,
 							   ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
-							   ws->kcap, chunk, p->topk, p->topk_div, p->dense_below);
+							   ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below);
 	FPK_CU(cudaGetLastError());
 	if (p->stop_after == 2)
 		return 0;
