@@ -33,7 +33,11 @@
 					     cudaGetErrorString(e_));                                                    \
 	} while (0)
 
-enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = 512, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
+#ifndef FPK_DS_SEL_THREADS
+#define FPK_DS_SEL_THREADS 512 /* threads of the resolve kernel; also the most filter chunks per unit */
+#endif
+enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = FPK_DS_SEL_THREADS, SEL_ITEMS = 8, ATT_THREADS = 128,
+       ATT_UNROLL = 4 };
 
 struct fpk_ds_workspace {
 	fpk_ds_shape shape;
@@ -281,11 +285,17 @@ __device__ __forceinline__ float ldot(const lvec &x, int off, int r, const float
 	return acc;
 }
 
+#ifndef FPK_DS_SCORE_WAVE
+#define FPK_DS_SCORE_WAVE 8 /* score blocks per SM (of all units together) the chunk size aims at */
+#endif
+#ifndef FPK_DS_HTOK
+#define FPK_DS_HTOK 2 /* tokens per thread and step of the score loop, 16-bit labels */
+#endif
 #ifndef FPK_DS_QTOK
 #define FPK_DS_QTOK 2 /* tokens per thread and step of the score loop, quantized labels */
 #endif
-/* grid (chunks, U), 256 threads. Quantized labels take 2 tokens per thread and step (their loads issued before
- * either is decoded: the decode arithmetic otherwise leaves too few loads in flight); 16-bit labels 1. The last
+/* grid (chunks, U), 256 threads. Each thread scores 2 tokens per step, both label loads issued before either is
+ * used (one token per step leaves too few loads in flight: bench/bench_ds, docs/BENCHMARKS.md). The last
  * block of a unit to finish (a per-unit count) finds the bin b* holding the k-th largest key and the count above
  * it from the unit's complete histogram and writes them to bsel, so the filter's blocks need not scan it. */
 template <int FMT, int VW>
@@ -297,7 +307,7 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 						     int lcap, int r, int rb, int sel_per_head, int per_head_labels,
 						     int bf16, int chunk, int topk, int topk_div, int dense_below)
 {
-	constexpr int TOK = FMT == FPK_DS_LABEL_16 ? 1 : FPK_DS_QTOK;
+	constexpr int TOK = FMT == FPK_DS_LABEL_16 ? FPK_DS_HTOK : FPK_DS_QTOK;
 	__shared__ float qs[256];
 	__shared__ uint32_t sh[HIST_BINS];
 	__shared__ int sc[40];
@@ -1191,7 +1201,7 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	int LH = p->cfg.per_head_labels ? s->heads : s->kv_heads;
 	int rb = (int)fpk_ds_label_row_bytes(&p->cfg);
 	int vw = rb % 16 == 0 ? 16 : rb % 8 == 0 ? 8 : 4;
-	int target = (8 * ws->sms + U - 1) / U; /* about one wave of 8 blocks per SM */
+	int target = (FPK_DS_SCORE_WAVE * ws->sms + U - 1) / U; /* score blocks per unit */
 	int chunk = (s->max_len + target - 1) / target;
 	if (chunk < 512)
 		chunk = 512;
