@@ -421,7 +421,7 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 
 /* radix pass over the list entries whose key matches prefix in the bits above shift: digit (10 bits at shift)
  * holding the need-th largest; need is reduced by the entries of larger digits */
-__device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int prefix_shift, int shift, int *need,
+__device__ void radix_pass(const uint32_t *ckey, bool insm, int n1, uint32_t prefix, int prefix_shift, int shift, int *need,
 			   uint32_t *digit, uint32_t *h, int *sc)
 {
 	for (int i = threadIdx.x; i < 1024; i += blockDim.x)
@@ -432,7 +432,7 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 #pragma unroll
 		for (int i = 0; i < 8; i++) {
 			int p = base + i * blockDim.x;
-			k[i] = p < n1 ? __ldcg(ckey + p) : 0u;
+			k[i] = p < n1 ? (insm ? ckey[p] : __ldcg(ckey + p)) : 0u;
 		}
 #pragma unroll
 		for (int i = 0; i < 8; i++)
@@ -467,6 +467,10 @@ __device__ void radix_pass(const uint32_t *ckey, int n1, uint32_t prefix, int pr
 /* 3a. filter, grid (chunks, U), 256 threads: every block keeps the tokens of its chunk with bin >= b* (b* found by
  * the score kernel) in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
 enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = SEL_THREADS };
+#ifndef FPK_DS_SEL_LIST
+#define FPK_DS_SEL_LIST 6144 /* the resolve keeps lists of up to this many entries in shared memory (8 B each) */
+#endif
+enum { SEL_LIST = FPK_DS_SEL_LIST };
 #ifndef FPK_DS_FCHUNK
 #define FPK_DS_FCHUNK (FILT_THREADS * FILT_ITEMS) /* the filter's largest chunk: one tile per block */
 #endif
@@ -535,11 +539,12 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 								 const int32_t *__restrict__ ccnt, const int32_t *__restrict__ bsel,
 								 int32_t *__restrict__ idx, int32_t *__restrict__ nsel,
 								 const int32_t *__restrict__ lens, int per, int lcap, int kcap,
-								 int chunk, int topk, int topk_div, int dense_below)
+								 int chunk, int topk, int topk_div, int dense_below, int lcap_sm)
 {
 	__shared__ int sc[40];
 	__shared__ uint32_t h[1024];
 	__shared__ int off[MAX_CHUNKS + 1];
+	extern __shared__ uint32_t lsm[]; /* the gathered list when it has at most lcap_sm entries: keys, indices */
 	pdl_wait();
 	const int u = blockIdx.x, b = u / per, len = lens[b];
 	const int kb = seq_topk(len, topk, topk_div, dense_below);
@@ -559,8 +564,10 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	int cnt = tid < nch ? __ldcg(ccnt + (size_t)u * MAX_CHUNKS + tid) : 0, n1;
 	off[tid] = block_scan(cnt, &n1, sc);
 	__syncthreads();
-	uint32_t *kk = ckey + (size_t)u * lcap;
-	int32_t *ki = cidx + (size_t)u * lcap;
+	/* the list stays in shared memory when it fits (no global round trip in the radix and output passes) */
+	const bool insm = n1 <= lcap_sm;
+	uint32_t *kk = insm ? lsm : ckey + (size_t)u * lcap;
+	int32_t *ki = insm ? reinterpret_cast<int32_t *>(lsm + lcap_sm) : cidx + (size_t)u * lcap;
 	for (int base = tid; base < n1; base += SEL_THREADS * 8) {
 		uint32_t kx[8];
 		int32_t ix[8];
@@ -595,8 +602,8 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	/* exact k-th key T inside bin b*, and the number m of ties at T to take */
 	int need = kb - above;
 	uint32_t d1, d0;
-	radix_pass(kk, n1, bstar, 20, 10, &need, &d1, h, sc);
-	radix_pass(kk, n1, (bstar << 10) | d1, 10, 0, &need, &d0, h, sc);
+	radix_pass(kk, insm, n1, bstar, 20, 10, &need, &d1, h, sc);
+	radix_pass(kk, insm, n1, (bstar << 10) | d1, 10, 0, &need, &d0, h, sc);
 	const uint32_t T = (bstar << 20) | (d1 << 10) | d0;
 	const int m = need;
 
@@ -923,7 +930,8 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 /* launch with programmatic stream serialization (the kernel calls pdl_wait before touching what the previous
  * kernel wrote) */
 template <typename... KArgs, typename... Args>
-static cudaError_t launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, cudaStream_t st, Args... args)
+static cudaError_t launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+			      Args... args)
 {
 	cudaLaunchConfig_t cfg = {};
 	cudaLaunchAttribute at[1];
@@ -931,7 +939,7 @@ static cudaError_t launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, cudaS
 	at[0].val.programmaticStreamSerializationAllowed = 1;
 	cfg.gridDim = grid;
 	cfg.blockDim = block;
-	cfg.dynamicSmemBytes = 0;
+	cfg.dynamicSmemBytes = smem;
 	cfg.stream = st;
 	cfg.attrs = at;
 	cfg.numAttrs = 1;
@@ -983,6 +991,12 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 	} while (0)
 	if ((rc = device_sms(&ws->sms)))
 		goto done;
+	if (cudaFuncSetAttribute(ds_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SEL_LIST * 8) !=
+	    cudaSuccess) {
+		rc = fpk_error_set(FPK_EGPU, "ds workspace: the selection kernel cannot get %d bytes of shared memory",
+				   SEL_LIST * 8);
+		goto done;
+	}
 	ALLOC(scores, U * ws->lcap);
 	ALLOC(hist, U * HIST_BINS);
 	ALLOC(ckey, U * ws->lcap);
@@ -1137,7 +1151,7 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 	if (a.nsplit < 1)
 		a.nsplit = 1;
 	if (pdl)
-		FPK_CU(launch_pdl(fn, dim3(a.nsplit, units), dim3(ATT_THREADS), st, a));
+		FPK_CU(launch_pdl(fn, dim3(a.nsplit, units), dim3(ATT_THREADS), 0, st, a));
 	else
 		fn<<<dim3(a.nsplit, units), ATT_THREADS, 0, st>>>(a);
 	FPK_CU(cudaGetLastError());
@@ -1224,8 +1238,9 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	if (p->stop_after == 1)
 		return 0;
 	const int pm = pdl_mode();
+	const size_t sel_smem = (size_t)SEL_LIST * 8;
 	if (pm >= 1)
-		FPK_CU(launch_pdl(ds_filter_kernel, fgrid, dim3(FILT_THREADS), st, ws->scores, ws->fkey, ws->fidx,
+		FPK_CU(launch_pdl(ds_filter_kernel, fgrid, dim3(FILT_THREADS), 0, st, ws->scores, ws->fkey, ws->fidx,
 				  ws->ccnt, ws->bsel, p->lens, per, ws->lcap, fchunk, p->topk, p->topk_div,
 				  p->dense_below));
 	else
@@ -1234,13 +1249,14 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 								 p->topk_div, p->dense_below);
 	FPK_CU(cudaGetLastError());
 	if (pm >= 2)
-		FPK_CU(launch_pdl(ds_select_kernel, dim3(U), dim3(SEL_THREADS), st, ws->hist, ws->fkey, ws->fidx,
+		FPK_CU(launch_pdl(ds_select_kernel, dim3(U), dim3(SEL_THREADS), sel_smem, st, ws->hist, ws->fkey, ws->fidx,
 				  ws->ckey, ws->cidx, ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
-				  ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below));
+				  ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below, SEL_LIST));
 	else
-		ds_select_kernel<<<U, SEL_THREADS, 0, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx, ws->ccnt,
-							   ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
-							   ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below);
+		ds_select_kernel<<<U, SEL_THREADS, sel_smem, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx,
+								  ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per,
+								  ws->lcap, ws->kcap, fchunk, p->topk, p->topk_div,
+								  p->dense_below, SEL_LIST);
 	FPK_CU(cudaGetLastError());
 	if (p->stop_after == 2)
 		return 0;
