@@ -475,7 +475,10 @@ enum { SEL_LIST = FPK_DS_SEL_LIST };
 #define FPK_DS_FCHUNK (FILT_THREADS * FILT_ITEMS) /* the filter's largest chunk: one tile per block */
 #endif
 
-__global__ void __launch_bounds__(FILT_THREADS) ds_filter_kernel(const float *__restrict__ scores,
+#ifndef FPK_DS_FILT_MINB
+#define FPK_DS_FILT_MINB 4 /* filter blocks per SM asked of the compiler: at most 64 registers (72 without) */
+#endif
+__global__ void __launch_bounds__(FILT_THREADS, FPK_DS_FILT_MINB) ds_filter_kernel(const float *__restrict__ scores,
 								  uint32_t *__restrict__ kk, int32_t *__restrict__ ki,
 								  int32_t *__restrict__ ccnt, const int32_t *__restrict__ bsel,
 								  const int32_t *__restrict__ lens,
