@@ -51,6 +51,7 @@ struct fpk_ds_workspace {
 	int32_t *ccnt;     /* (B*H, MAX_CHUNKS) candidates per chunk */
 	int32_t *bsel;     /* (B*H, 2) b* and the count above it (the unit's last score block) */
 	unsigned *scnt;    /* (B*H) score blocks finished per unit, zero between calls */
+	unsigned *fault;   /* (1) selections whose size was not k_b (fpk_ds_workspace_faults) */
 	int32_t *idx;      /* (B*H, kcap) selection */
 	int32_t *nsel;     /* (B*H) */
 	float *part;       /* (B*H*NSPLIT_MAX, d+2) split partials */
@@ -376,7 +377,8 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 	__syncthreads();
 	if (threadIdx.x == 0) {
 		__threadfence();
-		const unsigned nact = (unsigned)((len + chunk - 1) / chunk);
+		/* blocks with t0 < len; gridDim.x bounds it even for a len over max_len (the counter must complete) */
+		const unsigned nact = (unsigned)min((len + chunk - 1) / chunk, (int)gridDim.x);
 		sc[39] = atomicAdd(&scnt[u], 1u) == nact - 1;
 	}
 	__syncthreads();
@@ -542,7 +544,8 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 								 const int32_t *__restrict__ ccnt, const int32_t *__restrict__ bsel,
 								 int32_t *__restrict__ idx, int32_t *__restrict__ nsel,
 								 const int32_t *__restrict__ lens, int per, int lcap, int kcap,
-								 int chunk, int topk, int topk_div, int dense_below, int lcap_sm)
+								 int chunk, int topk, int topk_div, int dense_below, int lcap_sm,
+								 unsigned *__restrict__ fault)
 {
 	__shared__ int sc[40];
 	__shared__ uint32_t h[1024];
@@ -650,8 +653,11 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 		eqc += etot;
 		nout += ttot;
 	}
-	if (tid == 0)
-		nsel[u] = nout < kb ? nout : kb; /* == kb */
+	if (tid == 0) {
+		nsel[u] = nout < kb ? nout : kb;
+		if (nout != kb) /* a wrong selection is bounded above, and counted for fpk_ds_workspace_faults */
+			atomicAdd(fault, 1u);
+	}
 }
 
 /* ---- 4. split-KV attention, dense or over a selection ---- */
@@ -1009,6 +1015,7 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 	ALLOC(ccnt, U * MAX_CHUNKS);
 	ALLOC(bsel, U * 2);
 	ALLOC(scnt, U);
+	ALLOC(fault, 1);
 	ALLOC(idx, U * ws->kcap);
 	ALLOC(nsel, U);
 	ALLOC(part, U * NSPLIT_MAX * (size_t)(s->head_dim + 4));
@@ -1016,7 +1023,8 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 #undef ALLOC
 	if (cudaMemset(ws->hist, 0, sizeof(uint32_t) * U * HIST_BINS) != cudaSuccess ||
 	    cudaMemset(ws->counter, 0, sizeof(unsigned) * U) != cudaSuccess ||
-	    cudaMemset(ws->scnt, 0, sizeof(unsigned) * U) != cudaSuccess) {
+	    cudaMemset(ws->scnt, 0, sizeof(unsigned) * U) != cudaSuccess ||
+	    cudaMemset(ws->fault, 0, sizeof(unsigned)) != cudaSuccess) {
 		rc = fpk_error_set(FPK_EGPU, "ds workspace: cudaMemset failed");
 		goto done;
 	}
@@ -1042,11 +1050,20 @@ extern "C" void fpk_ds_workspace_free(fpk_ds_workspace *ws)
 	cudaFree(ws->ccnt);
 	cudaFree(ws->bsel);
 	cudaFree(ws->scnt);
+	cudaFree(ws->fault);
 	cudaFree(ws->idx);
 	cudaFree(ws->nsel);
 	cudaFree(ws->part);
 	cudaFree(ws->counter);
 	free(ws);
+}
+
+extern "C" int fpk_ds_workspace_faults(fpk_ds_workspace *ws, unsigned *faults)
+{
+	*faults = 0;
+	FPK_CU(cudaMemcpy(faults, ws->fault, sizeof(unsigned), cudaMemcpyDeviceToHost));
+	FPK_CU(cudaMemset(ws->fault, 0, sizeof(unsigned)));
+	return 0;
 }
 
 extern "C" void fpk_ds_workspace_selection(const fpk_ds_workspace *ws, const int32_t **idx, const int32_t **nsel,
@@ -1227,7 +1244,7 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	chunk = (chunk + 15) & ~15; /* float4 loads of the filter */
 	dim3 grid((s->max_len + chunk - 1) / chunk, U);
 	/* the filter's chunks: at most FPK_DS_FCHUNK tokens, so that a block does one round trip of loads */
-	int fchunk = chunk < FPK_DS_FCHUNK ? chunk : FPK_DS_FCHUNK;
+	int fchunk = chunk < FPK_DS_FCHUNK ? chunk : (FPK_DS_FCHUNK + 15) & ~15;
 	if (fchunk < (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS)
 		fchunk = ((s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS + 15) & ~15;
 	dim3 fgrid((s->max_len + fchunk - 1) / fchunk, U);
@@ -1254,12 +1271,12 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	if (pm >= 2)
 		FPK_CU(launch_pdl(ds_select_kernel, dim3(U), dim3(SEL_THREADS), sel_smem, st, ws->hist, ws->fkey, ws->fidx,
 				  ws->ckey, ws->cidx, ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
-				  ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below, SEL_LIST));
+				  ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below, SEL_LIST, ws->fault));
 	else
 		ds_select_kernel<<<U, SEL_THREADS, sel_smem, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx,
 								  ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per,
 								  ws->lcap, ws->kcap, fchunk, p->topk, p->topk_div,
-								  p->dense_below, SEL_LIST);
+								  p->dense_below, SEL_LIST, ws->fault);
 	FPK_CU(cudaGetLastError());
 	if (p->stop_after == 2)
 		return 0;

@@ -101,6 +101,11 @@ int fpk_ds_dense_decode(const fpk_ds_dense_params *p, fpk_ds_workspace *ws, void
  * went dense; idx (U, kcap) selected token indices in ascending order. For tests and verify. */
 void fpk_ds_workspace_selection(const fpk_ds_workspace *ws, const int32_t **idx, const int32_t **nsel, int *kcap);
 
+/* Self-check of the selection: how many unit selections since the workspace was made (or since the last call)
+ * took a number of tokens other than k_b (0 unless a kernel is wrong; the output is still bounded by k_b).
+ * Synchronizes with the device and resets the count. 0 or FPK_EGPU. */
+int fpk_ds_workspace_faults(fpk_ds_workspace *ws, unsigned *faults);
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,6 +53,7 @@ struct fpk_ds_gpu {
 	fpk_ds_workspace *ws[WS_SLOTS];
 	int ws_nb[WS_SLOTS], ws_T[WS_SLOTS], ws_next;
 	int lens_nb, lens_T;   /* the shape lens is filled for */
+	unsigned faults;       /* selection self-check failures of workspaces already freed */
 	cudaEvent_t ev0, ev1;  /* DS time on the engine's stream */
 	double seconds;
 	uint64_t steps;
@@ -378,6 +379,12 @@ extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb
 	if (!ws) { /* replace the oldest slot */
 		int i = g->ws_next;
 		g->ws_next = (i + 1) % WS_SLOTS;
+		if (g->ws[i]) {
+			unsigned f = 0;
+			if ((rc = fpk_ds_workspace_faults(g->ws[i], &f)))
+				return rc;
+			g->faults += f;
+		}
 		fpk_ds_workspace_free(g->ws[i]);
 		g->ws[i] = NULL;
 		g->ws_nb[i] = g->ws_T[i] = 0;
@@ -466,6 +473,17 @@ extern "C" int fpk_ds_gpu_stats(fpk_ds_gpu *g, fpk_ds_eval_stats *st)
 	unsigned long long *cnt = NULL;
 	double *rs = NULL, *es = NULL;
 	float *rm = NULL, *em = NULL;
+	unsigned faults = g->faults;
+	for (int i = 0; i < WS_SLOTS; i++) {
+		unsigned f = 0;
+		if (g->ws[i] && (rc = fpk_ds_workspace_faults(g->ws[i], &f)))
+			return rc;
+		faults += f;
+	}
+	g->faults = faults;
+	if (faults) /* the kernels' own invariant, checked on every call: never expected */
+		return fpk_error_set(FPK_EGPU, "internal error: %u GPU top-k selections did not take exactly k tokens "
+				     "(a kernel bug; the statistics of this run are not trustworthy)", faults);
 	if (!slots)
 		return 0;
 	cnt = (unsigned long long *)malloc(slots * sizeof(*cnt));

@@ -147,6 +147,9 @@ static void run_case(const tcase *t)
 		}
 	}
 	CHECK(sel_ok);
+	unsigned faults = 1;
+	CHECK_OK(fpk_ds_workspace_faults(ws, &faults));
+	CHECK(faults == 0); /* every selection took exactly k_b tokens (the kernels' own check) */
 	double e = max_rel(gout, out, nq);
 	CHECK(e <= 2e-4);
 	CHECK(!memcmp(gout, gout2, sizeof(float) * nq));
@@ -211,9 +214,12 @@ static const tcase cases[] = {
 	{2, 8, 4, 40, 3000, 3, FPK_DS_LABEL_Q4, 1, 1, FPK_F16, 0, 32, 0, 1},
 	{1, 8, 8, 128, 70000, 8, FPK_DS_LABEL_16, 0, 0, FPK_F16, 0, 16, 0, 0}, /* many select tiles */
 	{3, 2, 1, 32, 40, 4, FPK_DS_LABEL_16, 0, 0, FPK_F16, 5, 0, 0, 1},
-	/* r = 1 with 3 key values: over 4096 tied keys in bin b*, so the radix passes read the scores from global
-	 * memory instead of the shared-memory list, and only some of the ties at T are taken */
-	{2, 4, 2, 32, 20000, 1, FPK_DS_LABEL_16, 0, 0, FPK_F16, 0, 16, 0, 1},
+	/* r = 1 with 3 key values: over 6144 candidates, most of them tied in bin b*, so the resolve's list stays in
+	 * global memory; k = 5000 of them taken, so the k-th tie lies in the second tile of the ordered pass */
+	{2, 4, 2, 32, 20000, 1, FPK_DS_LABEL_16, 0, 0, FPK_F16, 5000, 0, 0, 1},
+	/* 256 units of 24K tokens: the score kernel's chunks exceed 4096 tokens, so the filter runs on its own,
+	 * smaller chunks (on a GPU with up to ~200 SMs) */
+	{4, 64, 64, 8, 24576, 4, FPK_DS_LABEL_16, 0, 0, FPK_F16, 0, 16, 0, 0},
 };
 
 int main(int argc, char **argv)
