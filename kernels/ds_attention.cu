@@ -33,11 +33,12 @@
 					     cudaGetErrorString(e_));                                                    \
 	} while (0)
 
-#ifndef FPK_DS_SEL_THREADS
-#define FPK_DS_SEL_THREADS 512 /* threads of the resolve kernel; also the most filter chunks per unit */
-#endif
-enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = FPK_DS_SEL_THREADS, SEL_ITEMS = 8, ATT_THREADS = 128,
-       ATT_UNROLL = 4 };
+enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = 512, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
+/* tuning of the selection path, each value measured against its neighbours with bench_ds (docs/BENCHMARKS.md,
+ * "double sparsity", runs 10-17): score blocks per SM the score chunks aim at, tokens per thread and step of the
+ * score loop, the filter's largest chunk (one 256 x 16 tile per block), filter blocks per SM asked of the compiler
+ * (a 64-register cap), candidate-list entries the resolve keeps in shared memory (8 B each) */
+enum { SCORE_WAVE = 8, SCORE_TOK = 2, FILT_CHUNK = 4096, FILT_MINB = 4, SEL_LIST = 6144 };
 
 struct fpk_ds_workspace {
 	fpk_ds_shape shape;
@@ -286,16 +287,7 @@ __device__ __forceinline__ float ldot(const lvec &x, int off, int r, const float
 	return acc;
 }
 
-#ifndef FPK_DS_SCORE_WAVE
-#define FPK_DS_SCORE_WAVE 8 /* score blocks per SM (of all units together) the chunk size aims at */
-#endif
-#ifndef FPK_DS_HTOK
-#define FPK_DS_HTOK 2 /* tokens per thread and step of the score loop, 16-bit labels */
-#endif
-#ifndef FPK_DS_QTOK
-#define FPK_DS_QTOK 2 /* tokens per thread and step of the score loop, quantized labels */
-#endif
-/* grid (chunks, U), 256 threads. Each thread scores 2 tokens per step, both label loads issued before either is
+/* grid (chunks, U), 256 threads. Each thread scores SCORE_TOK tokens per step, all label loads issued before either is
  * used (one token per step leaves too few loads in flight: bench/bench_ds, docs/BENCHMARKS.md). The last
  * block of a unit to finish (a per-unit count) finds the bin b* holding the k-th largest key and the count above
  * it from the unit's complete histogram and writes them to bsel, so the filter's blocks need not scan it. */
@@ -308,7 +300,6 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 						     int lcap, int r, int rb, int sel_per_head, int per_head_labels,
 						     int bf16, int chunk, int topk, int topk_div, int dense_below)
 {
-	constexpr int TOK = FMT == FPK_DS_LABEL_16 ? FPK_DS_HTOK : FPK_DS_QTOK;
 	__shared__ float qs[256];
 	__shared__ uint32_t sh[HIST_BINS];
 	__shared__ int sc[40];
@@ -335,28 +326,28 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 		sh[i] = 0;
 	__syncthreads();
 	const size_t lbase = ((size_t)b * LH + lh) * Lmax;
-	for (int tb = t0 + threadIdx.x; tb < t1; tb += TOK * 256) {
-		float acc[TOK];
-		uint16_t scl[TOK];
+	for (int tb = t0 + threadIdx.x; tb < t1; tb += SCORE_TOK * 256) {
+		float acc[SCORE_TOK];
+		uint16_t scl[SCORE_TOK];
 #pragma unroll
-		for (int i = 0; i < TOK; i++) {
+		for (int i = 0; i < SCORE_TOK; i++) {
 			acc[i] = 0.0f;
 			int t = tb + i * 256;
 			scl[i] = FMT != FPK_DS_LABEL_16 && t < t1 ? scales[lbase + t] : (uint16_t)0;
 		}
 		for (int off = 0; off < rb; off += VW) {
-			lvec x[TOK];
+			lvec x[SCORE_TOK];
 #pragma unroll
-			for (int i = 0; i < TOK; i++) {
+			for (int i = 0; i < SCORE_TOK; i++) {
 				int t = tb + i * 256;
 				x[i] = lload<VW>(labels + (lbase + (t < t1 ? t : t0)) * rb + off);
 			}
 #pragma unroll
-			for (int i = 0; i < TOK; i++)
+			for (int i = 0; i < SCORE_TOK; i++)
 				acc[i] = ldot<FMT, VW>(x[i], off, r, qs, bf16, acc[i]);
 		}
 #pragma unroll
-		for (int i = 0; i < TOK; i++) {
+		for (int i = 0; i < SCORE_TOK; i++) {
 			int t = tb + i * 256;
 			if (t < t1) {
 				float a = acc[i];
@@ -469,18 +460,8 @@ __device__ void radix_pass(const uint32_t *ckey, bool insm, int n1, uint32_t pre
 /* 3a. filter, grid (chunks, U), 256 threads: every block keeps the tokens of its chunk with bin >= b* (b* found by
  * the score kernel) in ascending order at kk/ki[u*lcap + chunk start + i]; ccnt gets the count */
 enum { FILT_THREADS = 256, FILT_ITEMS = 16, MAX_CHUNKS = SEL_THREADS };
-#ifndef FPK_DS_SEL_LIST
-#define FPK_DS_SEL_LIST 6144 /* the resolve keeps lists of up to this many entries in shared memory (8 B each) */
-#endif
-enum { SEL_LIST = FPK_DS_SEL_LIST };
-#ifndef FPK_DS_FCHUNK
-#define FPK_DS_FCHUNK (FILT_THREADS * FILT_ITEMS) /* the filter's largest chunk: one tile per block */
-#endif
 
-#ifndef FPK_DS_FILT_MINB
-#define FPK_DS_FILT_MINB 4 /* filter blocks per SM asked of the compiler: at most 64 registers (72 without) */
-#endif
-__global__ void __launch_bounds__(FILT_THREADS, FPK_DS_FILT_MINB) ds_filter_kernel(const float *__restrict__ scores,
+__global__ void __launch_bounds__(FILT_THREADS, FILT_MINB) ds_filter_kernel(const float *__restrict__ scores,
 								  uint32_t *__restrict__ kk, int32_t *__restrict__ ki,
 								  int32_t *__restrict__ ccnt, const int32_t *__restrict__ bsel,
 								  const int32_t *__restrict__ lens,
@@ -1235,18 +1216,20 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	int LH = p->cfg.per_head_labels ? s->heads : s->kv_heads;
 	int rb = (int)fpk_ds_label_row_bytes(&p->cfg);
 	int vw = rb % 16 == 0 ? 16 : rb % 8 == 0 ? 8 : 4;
-	int target = (FPK_DS_SCORE_WAVE * ws->sms + U - 1) / U; /* score blocks per unit */
+	/* chunks are multiples of 16 (float4 loads of the filter) and at most MAX_CHUNKS per unit */
+	const int min_chunk = ((s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS + 15) & ~15;
+	int target = (SCORE_WAVE * ws->sms + U - 1) / U; /* score blocks per unit */
 	int chunk = (s->max_len + target - 1) / target;
 	if (chunk < 512)
 		chunk = 512;
-	if (chunk < (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS)
-		chunk = (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS;
-	chunk = (chunk + 15) & ~15; /* float4 loads of the filter */
+	chunk = (chunk + 15) & ~15;
+	if (chunk < min_chunk)
+		chunk = min_chunk;
 	dim3 grid((s->max_len + chunk - 1) / chunk, U);
-	/* the filter's chunks: at most FPK_DS_FCHUNK tokens, so that a block does one round trip of loads */
-	int fchunk = chunk < FPK_DS_FCHUNK ? chunk : (FPK_DS_FCHUNK + 15) & ~15;
-	if (fchunk < (s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS)
-		fchunk = ((s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS + 15) & ~15;
+	/* the filter's chunks: at most FILT_CHUNK tokens, so that a block does one round trip of loads */
+	int fchunk = chunk < FILT_CHUNK ? chunk : FILT_CHUNK;
+	if (fchunk < min_chunk)
+		fchunk = min_chunk;
 	dim3 fgrid((s->max_len + fchunk - 1) / fchunk, U);
 	if (p->cfg.fmt == FPK_DS_LABEL_16)
 		launch_score<FPK_DS_LABEL_16>(vw, grid, st, p, ws, LH, rb, chunk);
