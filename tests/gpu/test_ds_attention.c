@@ -1,6 +1,7 @@
 /* test_ds_attention.c: the Double Sparsity GPU kernels (kernels/ds_attention.cu) against their C twins over many
  * shapes: labels and top-k bit-exact (ties included), attention within 2e-4, GQA, variable lengths, dense fallback.
- * Run: ctest -L gpu, or build/tests/gpu/test_ds_attention [quick] (quick: three shapes, for compute-sanitizer). */
+ * Run: ctest -L gpu, or build/tests/gpu/test_ds_attention [quick] (quick, or FPK_QUICK set: three shapes, for
+ * compute-sanitizer). */
 #include "ds_attention_ref.h"
 #include "fpk_test.h"
 
@@ -225,7 +226,7 @@ static const tcase cases[] = {
 int main(int argc, char **argv)
 {
 	int n = (int)(sizeof(cases) / sizeof(cases[0]));
-	int quick = argc > 1 && !strcmp(argv[1], "quick");
+	int quick = (argc > 1 && !strcmp(argv[1], "quick")) || getenv("FPK_QUICK");
 	/* more units than one grid dimension holds: a clear usage error, before any allocation */
 	fpk_ds_shape big = {8193, 8, 4, 64, 128, FPK_F16};
 	fpk_ds_workspace *ws = NULL;
