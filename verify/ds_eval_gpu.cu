@@ -351,6 +351,15 @@ done:
 	return rc;
 }
 
+/* adds workspace slot i's selection self-check failures to g->faults (before the slot is freed or read out) */
+static int collect_faults(fpk_ds_gpu *g, int i)
+{
+	unsigned f = 0;
+	int rc = g->ws[i] ? fpk_ds_workspace_faults(g->ws[i], &f) : 0;
+	g->faults += f;
+	return rc;
+}
+
 extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb, int max_T, const float *q,
 	const float *kc, const float *vc, float *att)
 {
@@ -379,12 +388,8 @@ extern "C" int fpk_ds_gpu_attend(void *ud, int layer, int nb, int Tq, int max_nb
 	if (!ws) { /* replace the oldest slot */
 		int i = g->ws_next;
 		g->ws_next = (i + 1) % WS_SLOTS;
-		if (g->ws[i]) {
-			unsigned f = 0;
-			if ((rc = fpk_ds_workspace_faults(g->ws[i], &f)))
-				return rc;
-			g->faults += f;
-		}
+		if ((rc = collect_faults(g, i)))
+			return rc;
 		fpk_ds_workspace_free(g->ws[i]);
 		g->ws[i] = NULL;
 		g->ws_nb[i] = g->ws_T[i] = 0;
@@ -473,17 +478,12 @@ extern "C" int fpk_ds_gpu_stats(fpk_ds_gpu *g, fpk_ds_eval_stats *st)
 	unsigned long long *cnt = NULL;
 	double *rs = NULL, *es = NULL;
 	float *rm = NULL, *em = NULL;
-	unsigned faults = g->faults;
-	for (int i = 0; i < WS_SLOTS; i++) {
-		unsigned f = 0;
-		if (g->ws[i] && (rc = fpk_ds_workspace_faults(g->ws[i], &f)))
+	for (int i = 0; i < WS_SLOTS; i++)
+		if ((rc = collect_faults(g, i)))
 			return rc;
-		faults += f;
-	}
-	g->faults = faults;
-	if (faults) /* the kernels' own invariant, checked on every call: never expected */
+	if (g->faults) /* the kernels' own invariant, checked on every call: never expected */
 		return fpk_error_set(FPK_EGPU, "internal error: %u GPU top-k selections did not take exactly k tokens "
-				     "(a kernel bug; the statistics of this run are not trustworthy)", faults);
+				     "(a kernel bug; the statistics of this run are not trustworthy)", g->faults);
 	if (!slots)
 		return 0;
 	cnt = (unsigned long long *)malloc(slots * sizeof(*cnt));
