@@ -53,7 +53,7 @@ struct fpk_ds_gpu {
 	fpk_ds_workspace *ws[WS_SLOTS];
 	int ws_nb[WS_SLOTS], ws_T[WS_SLOTS], ws_next;
 	int lens_nb, lens_T;   /* the shape lens is filled for */
-	unsigned faults;       /* selection self-check failures of workspaces already freed */
+	unsigned faults;       /* selection self-check failures collected so far (collect_faults) */
 	cudaEvent_t ev0, ev1;  /* DS time on the engine's stream */
 	double seconds;
 	uint64_t steps;
