@@ -19,6 +19,7 @@
 #include "ds_attention.h"
 #include "ds_attention_ref.h"
 #include "fpk_common.h"
+#include "fpk_pdl.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -88,22 +89,6 @@ template <> __device__ __forceinline__ void unpack8<__nv_bfloat16>(const uint4 &
 		f[2 * i] = x.x;
 		f[2 * i + 1] = x.y;
 	}
-}
-
-/* programmatic dependent launch: a kernel launched with programmatic stream serialization may start while the
- * previous kernel of the stream runs; pdl_wait blocks until that kernel has finished and its writes are visible
- * (a no-op when launched normally), pdl_trigger lets the next kernel's blocks be scheduled early */
-__device__ __forceinline__ void pdl_wait()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-	asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void pdl_trigger()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
 }
 
 __device__ __forceinline__ uint32_t dkey(float f)
@@ -303,7 +288,7 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 	__shared__ float qs[256];
 	__shared__ uint32_t sh[HIST_BINS];
 	__shared__ int sc[40];
-	pdl_trigger();
+	fpk_pdl_trigger();
 	const int u = blockIdx.y, G = H / Hkv, per = sel_per_head ? H : Hkv;
 	const int b = u / per, w = u % per, len = lens[b];
 	const int kb = seq_topk(len, topk, topk_div, dense_below);
@@ -469,7 +454,7 @@ __global__ void __launch_bounds__(FILT_THREADS, FILT_MINB) ds_filter_kernel(cons
 								  int dense_below)
 {
 	__shared__ int sc[40];
-	pdl_wait();
+	fpk_pdl_wait();
 	const int u = blockIdx.y, c = blockIdx.x, b = u / per, len = lens[b], tid = threadIdx.x;
 	const int kb = seq_topk(len, topk, topk_div, dense_below);
 	const int t0 = c * chunk;
@@ -532,7 +517,7 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	__shared__ uint32_t h[1024];
 	__shared__ int off[MAX_CHUNKS + 1];
 	extern __shared__ uint32_t lsm[]; /* the gathered list when it has at most lcap_sm entries: keys, indices */
-	pdl_wait();
+	fpk_pdl_wait();
 	const int u = blockIdx.x, b = u / per, len = lens[b];
 	const int kb = seq_topk(len, topk, topk_div, dense_below);
 	if (!kb) {
@@ -659,7 +644,7 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 	__shared__ float sm_m[NW][GB], sm_l[NW][GB];
 	__shared__ float sm_acc[NW][GB][256];
 	__shared__ int last;
-	pdl_wait();
+	fpk_pdl_wait();
 	const int wu = blockIdx.y, b = wu / a.upb, h0 = (wu % a.upb) * a.hb, G = a.H / a.Hkv, kvh = h0 / G;
 	const int d = a.d, hb = a.hb;
 	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, lir = lane % LPR, row = lane / LPR;
@@ -917,25 +902,6 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 
 /* ---- host side ---- */
 
-/* launch with programmatic stream serialization (the kernel calls pdl_wait before touching what the previous
- * kernel wrote) */
-template <typename... KArgs, typename... Args>
-static cudaError_t launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
-			      Args... args)
-{
-	cudaLaunchConfig_t cfg = {};
-	cudaLaunchAttribute at[1];
-	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-	at[0].val.programmaticStreamSerializationAllowed = 1;
-	cfg.gridDim = grid;
-	cfg.blockDim = block;
-	cfg.dynamicSmemBytes = smem;
-	cfg.stream = st;
-	cfg.attrs = at;
-	cfg.numAttrs = 1;
-	return cudaLaunchKernelEx(&cfg, fn, ((KArgs)args)...);
-}
-
 static int device_sms(int *sms)
 {
 	int dev;
@@ -1151,11 +1117,7 @@ static int launch_attention(const fpk_ds_shape *s, const void *q, const void *k,
 		a.nsplit = NSPLIT_MAX;
 	if (a.nsplit < 1)
 		a.nsplit = 1;
-	if (pdl)
-		FPK_CU(launch_pdl(fn, dim3(a.nsplit, units), dim3(ATT_THREADS), 0, st, a));
-	else
-		fn<<<dim3(a.nsplit, units), ATT_THREADS, 0, st>>>(a);
-	FPK_CU(cudaGetLastError());
+	FPK_CU(fpk_launch_pdl(fn, dim3(a.nsplit, units), dim3(ATT_THREADS), 0, st, pdl, a));
 	return 0;
 }
 
@@ -1167,7 +1129,7 @@ extern "C" int fpk_ds_dense_decode(const fpk_ds_dense_params *p, fpk_ds_workspac
 	if (!same_shape(&p->shape, &ws->shape))
 		return fpk_error_set(FPK_EUSAGE, "ds dense decode: workspace was made for another shape");
 	return launch_attention(&p->shape, p->q, p->k, p->v, p->lens, NULL, NULL, 0, 0, p->shape.max_len, p->out, ws,
-				(cudaStream_t)stream, 0);
+				(cudaStream_t)stream, fpk_pdl_enabled());
 }
 
 template <int FMT>
@@ -1242,25 +1204,12 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 		return 0;
 	const int pm = pdl_mode();
 	const size_t sel_smem = (size_t)SEL_LIST * 8;
-	if (pm >= 1)
-		FPK_CU(launch_pdl(ds_filter_kernel, fgrid, dim3(FILT_THREADS), 0, st, ws->scores, ws->fkey, ws->fidx,
-				  ws->ccnt, ws->bsel, p->lens, per, ws->lcap, fchunk, p->topk, p->topk_div,
-				  p->dense_below));
-	else
-		ds_filter_kernel<<<fgrid, FILT_THREADS, 0, st>>>(ws->scores, ws->fkey, ws->fidx, ws->ccnt, ws->bsel,
-								 p->lens, per, ws->lcap, fchunk, p->topk,
-								 p->topk_div, p->dense_below);
-	FPK_CU(cudaGetLastError());
-	if (pm >= 2)
-		FPK_CU(launch_pdl(ds_select_kernel, dim3(U), dim3(SEL_THREADS), sel_smem, st, ws->hist, ws->fkey, ws->fidx,
-				  ws->ckey, ws->cidx, ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per, ws->lcap,
-				  ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below, SEL_LIST, ws->fault));
-	else
-		ds_select_kernel<<<U, SEL_THREADS, sel_smem, st>>>(ws->hist, ws->fkey, ws->fidx, ws->ckey, ws->cidx,
-								  ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per,
-								  ws->lcap, ws->kcap, fchunk, p->topk, p->topk_div,
-								  p->dense_below, SEL_LIST, ws->fault);
-	FPK_CU(cudaGetLastError());
+	FPK_CU(fpk_launch_pdl(ds_filter_kernel, fgrid, dim3(FILT_THREADS), 0, st, pm >= 1, ws->scores, ws->fkey,
+			      ws->fidx, ws->ccnt, ws->bsel, p->lens, per, ws->lcap, fchunk, p->topk, p->topk_div,
+			      p->dense_below));
+	FPK_CU(fpk_launch_pdl(ds_select_kernel, dim3(U), dim3(SEL_THREADS), sel_smem, st, pm >= 2, ws->hist, ws->fkey,
+			      ws->fidx, ws->ckey, ws->cidx, ws->ccnt, ws->bsel, ws->idx, ws->nsel, p->lens, per,
+			      ws->lcap, ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below, SEL_LIST, ws->fault));
 	if (p->stop_after == 2)
 		return 0;
 	int nmax = ws->kcap;

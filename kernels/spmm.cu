@@ -19,9 +19,12 @@
  * - Row tiles owned whole by a block are written directly; partial ones are reduced in fp32: atomicAdd into
  *   the fp32 workspace, then a per-row-tile tile counter; the block that completes the count converts the sums
  *   to the output type, and puts zeros back into the workspace and the counter (the workspace stays zero).
+ * - Programmatic dependent launch (fpk_pdl.cuh, sm_90): a block loads its offsets, fills its ring and zeroes its
+ *   slots before fpk_pdl_wait, i.e. while the previous kernel of the stream finishes; FPK_PDL=0 turns it off.
  * - Reads: values only within [offsets clamped to n_vectors), loc masked to 0..8191, X only inside n x k. */
 #include "spmm.h"
 #include "fpk_cuda.h"
+#include "fpk_pdl.cuh"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -180,9 +183,14 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 	const int nb = blockIdx.y * NT;
 	const int t0 = (int)((long long)a.T * blockIdx.x / a.nblk);
 	const int t1 = (int)((long long)a.T * (blockIdx.x + 1) / a.nblk);
-	if (t0 >= t1)
+	if (t0 >= t1) {
+		fpk_pdl_wait(); /* (cannot happen: nblk <= T) keeps "finished" transitive down the stream */
 		return;
+	}
+	fpk_pdl_trigger(); /* the next kernel's blocks may take SMs as this grid's blocks finish */
 
+	/* before fpk_pdl_wait: only the weights (offsets, entries) and shared memory, so that this runs while the
+	 * previous kernel of the stream finishes; X, Y and the workspace only after it */
 	unsigned long long pol;
 	asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
 
@@ -203,6 +211,7 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 	}
 	for (int i = tid; i < 2 * U * TM * TK / 8; i += THREADS)
 		((uint4 *)dense)[i] = make_uint4(0, 0, 0, 0);
+	fpk_pdl_wait();
 	__syncthreads();
 
 	float acc[MW][NF][4];
@@ -550,8 +559,8 @@ template <int BF, int NT> static int launch(const spmm_args &a0, const fpk_spmm_
 		nblk = a.T;
 	a.nblk = nblk;
 	dim3 grid((unsigned)nblk, (unsigned)chunks);
-	spmm_kernel<BF, NT><<<grid, THREADS, sm, (cudaStream_t)p->stream>>>(a);
-	FPK_CUDA_TRY(cudaGetLastError());
+	FPK_CUDA_TRY(fpk_launch_pdl(spmm_kernel<BF, NT>, grid, dim3(THREADS), sm, (cudaStream_t)p->stream,
+				    fpk_pdl_enabled(), a));
 	return 0;
 }
 

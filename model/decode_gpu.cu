@@ -14,6 +14,7 @@
 #include "decode_gpu.h"
 #include "ds_attention.h"
 #include "fpk_cuda.h"
+#include "fpk_pdl.cuh"
 #include "spmm.h"
 
 #include <cuda_fp16.h>
@@ -85,6 +86,8 @@ static __device__ float block_sum(float v, float *red)
 static __global__ void k_embed(float *x, const __half *emb, const __half *pemb, const int32_t *tok, const int32_t *pos,
 			       int n, int vocab, int max_pos)
 {
+	fpk_pdl_trigger();
+	fpk_pdl_wait();
 	int b = blockIdx.x, t = tok[b];
 	t = t < 0 ? 0 : t >= vocab ? vocab - 1 : t;
 	const __half *e = emb + (size_t)t * n;
@@ -102,6 +105,8 @@ static __global__ void k_embed(float *x, const __half *emb, const __half *pemb, 
 static __global__ void k_add_norm(float *x, const __half *y, const __half *yb, const __half *w, const __half *nb,
 				  __half *out, int n, float eps, int ln)
 {
+	fpk_pdl_trigger();
+	fpk_pdl_wait();
 	__shared__ float red[32];
 	float *xr = x + (size_t)blockIdx.x * n;
 	const __half *yr = y ? y + (size_t)blockIdx.x * n : NULL;
@@ -140,6 +145,8 @@ static __global__ void k_add_norm(float *x, const __half *y, const __half *yb, c
 static __global__ void k_qkv_post(const __half *qkv, const __half *bias, const int32_t *pos, const float *inv_freq,
 				  __half *q, __half *kc, __half *vc, int H, int Hkv, int d, int L)
 {
+	fpk_pdl_trigger();
+	fpk_pdl_wait();
 	int b = blockIdx.x, hh = blockIdx.y, i = threadIdx.x, half = d / 2;
 	size_t row = (size_t)b * (H + 2 * Hkv) * d;
 	int p = pos[b];
@@ -178,6 +185,8 @@ static __global__ void k_qkv_post(const __half *qkv, const __half *bias, const i
 
 static __global__ void k_f32_to_f16(__half *y, const float *x, size_t n)
 {
+	fpk_pdl_trigger();
+	fpk_pdl_wait();
 	size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
 	if (i < n)
 		y[i] = __float2half(x[i]);
@@ -186,6 +195,8 @@ static __global__ void k_f32_to_f16(__half *y, const float *x, size_t n)
 /* a (B, ffn) = silu(up[:, :ffn]) * up[:, ffn:] (swiglu) or relu(up + b) */
 static __global__ void k_act(__half *a, const __half *up, const __half *b, int B, int ffn, int swiglu)
 {
+	fpk_pdl_trigger();
+	fpk_pdl_wait();
 	size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
 	if (i >= (size_t)B * ffn)
 		return;
@@ -572,13 +583,14 @@ extern "C" int fpk_dec_step(const fpk_dec_model *m, fpk_dec_state *s, unsigned p
 	if (s->m != m)
 		return fpk_error_set(FPK_EUSAGE, "decode: the state was made for another model");
 	int nthr = c->hidden >= 4096 ? 1024 : c->hidden >= 1024 ? 512 : 256;
+	int pdl = fpk_pdl_enabled(); /* the step's kernels start with trigger + wait (kernels/fpk_pdl.cuh) */
 	size_t hd = (size_t)H * d;
 	const __half *vec = m->vec;
 #define VEC(l, v) (fpk_dec_vec_len(c, (v)) ? vec + (size_t)(l) * m->vec_stride + m->vec_off[(v)] : (const __half *)NULL)
 	if (oth) {
-		k_embed<<<B, 256, 0, st>>>(s->x, m->glob[FPK_DEC_EMBED], m->glob[FPK_DEC_POS_EMBED], s->tok, s->pos, c->hidden,
-					   c->vocab, c->max_pos);
-		FPK_CUDA_TRY(cudaGetLastError());
+		FPK_CUDA_TRY(fpk_launch_pdl(k_embed, dim3(B), dim3(256), 0, st, pdl, s->x, m->glob[FPK_DEC_EMBED],
+					    m->glob[FPK_DEC_POS_EMBED], s->tok, s->pos, c->hidden, c->vocab,
+					    c->max_pos));
 	}
 	fpk_ds_shape sh = ds_shape(s);
 	for (int l = 0; l < c->layers; l++) {
@@ -586,17 +598,17 @@ extern "C" int fpk_dec_step(const fpk_dec_model *m, fpk_dec_state *s, unsigned p
 		void *kc, *vc;
 		fpk_dec_kv(s, l, &kc, &vc);
 		if (oth) {
-			k_add_norm<<<B, nthr, 0, st>>>(s->x, l ? s->down : NULL, l ? VEC(l - 1, FPK_DEC_DOWN_B) : NULL,
-						       VEC(l, FPK_DEC_NORM1_W), VEC(l, FPK_DEC_NORM1_B), s->h, c->hidden,
-						       c->norm_eps, ln);
-			FPK_CUDA_TRY(cudaGetLastError());
+			FPK_CUDA_TRY(fpk_launch_pdl(k_add_norm, dim3(B), dim3(nthr), 0, st, pdl, s->x,
+						    l ? s->down : NULL, l ? VEC(l - 1, FPK_DEC_DOWN_B) : NULL,
+						    VEC(l, FPK_DEC_NORM1_W), VEC(l, FPK_DEC_NORM1_B), s->h,
+						    c->hidden, c->norm_eps, ln));
 		}
 		if ((lin & 1u) && (rc = run_linear(&L[FPK_DEC_QKV], s, s->h, s->qkv, st)))
 			return rc;
 		if (att) {
-			k_qkv_post<<<dim3(B, H + Hkv), d / 2, 0, st>>>(s->qkv, VEC(l, FPK_DEC_QKV_B), s->pos, m->inv_freq, s->q,
-								      (__half *)kc, (__half *)vc, H, Hkv, d, s->L);
-			FPK_CUDA_TRY(cudaGetLastError());
+			FPK_CUDA_TRY(fpk_launch_pdl(k_qkv_post, dim3(B, H + Hkv), dim3(d / 2), 0, st, pdl,
+						    s->qkv, VEC(l, FPK_DEC_QKV_B), s->pos, m->inv_freq, s->q,
+						    (__half *)kc, (__half *)vc, H, Hkv, d, s->L));
 			fpk_ds_dense_params ap;
 			ap.shape = sh;
 			ap.q = s->q;
@@ -607,30 +619,31 @@ extern "C" int fpk_dec_step(const fpk_dec_model *m, fpk_dec_state *s, unsigned p
 			if ((rc = fpk_ds_dense_decode(&ap, s->ds_ws, st)))
 				return rc;
 			size_t n = (size_t)B * hd;
-			k_f32_to_f16<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(s->atth, s->att, n);
-			FPK_CUDA_TRY(cudaGetLastError());
+			FPK_CUDA_TRY(fpk_launch_pdl(k_f32_to_f16, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, st,
+						    pdl, s->atth, s->att, n));
 		}
 		if ((lin & 2u) && (rc = run_linear(&L[FPK_DEC_O], s, s->atth, s->o, st)))
 			return rc;
 		if (oth) {
-			k_add_norm<<<B, nthr, 0, st>>>(s->x, s->o, VEC(l, FPK_DEC_O_B), VEC(l, FPK_DEC_NORM2_W),
-						       VEC(l, FPK_DEC_NORM2_B), s->h, c->hidden, c->norm_eps, ln);
-			FPK_CUDA_TRY(cudaGetLastError());
+			FPK_CUDA_TRY(fpk_launch_pdl(k_add_norm, dim3(B), dim3(nthr), 0, st, pdl, s->x, s->o,
+						    VEC(l, FPK_DEC_O_B), VEC(l, FPK_DEC_NORM2_W),
+						    VEC(l, FPK_DEC_NORM2_B), s->h, c->hidden, c->norm_eps,
+						    ln));
 		}
 		if ((lin & 4u) && (rc = run_linear(&L[FPK_DEC_UP], s, s->h, s->up, st)))
 			return rc;
 		if (oth) {
 			size_t n = (size_t)B * c->ffn;
-			k_act<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(s->act, s->up, VEC(l, FPK_DEC_UP_B), B, c->ffn, !ln);
-			FPK_CUDA_TRY(cudaGetLastError());
+			FPK_CUDA_TRY(fpk_launch_pdl(k_act, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, st, pdl,
+						    s->act, s->up, VEC(l, FPK_DEC_UP_B), B, c->ffn, !ln));
 		}
 		if ((lin & 8u) && (rc = run_linear(&L[FPK_DEC_DOWN], s, s->act, s->down, st)))
 			return rc;
 	}
 	if (phases & FPK_DEC_PH_HEAD) {
-		k_add_norm<<<B, nthr, 0, st>>>(s->x, s->down, VEC(c->layers - 1, FPK_DEC_DOWN_B), m->glob[FPK_DEC_FINAL_W],
-					       m->glob[FPK_DEC_FINAL_B], s->h, c->hidden, c->norm_eps, ln);
-		FPK_CUDA_TRY(cudaGetLastError());
+		FPK_CUDA_TRY(fpk_launch_pdl(k_add_norm, dim3(B), dim3(nthr), 0, st, pdl, s->x, s->down,
+					    VEC(c->layers - 1, FPK_DEC_DOWN_B), m->glob[FPK_DEC_FINAL_W],
+					    m->glob[FPK_DEC_FINAL_B], s->h, c->hidden, c->norm_eps, ln));
 		if ((rc = fpk_dense_gemm(s->cublas, FPK_F16, FPK_F32, m->glob[FPK_DEC_LM_HEAD], s->h, s->logits, c->vocab,
 					 c->hidden, B, st)))
 			return rc;

@@ -2,7 +2,8 @@
  * over shapes, token counts, densities 0..100% (tiles above 4096 entries included), fp16 and bf16, forced
  * split-K, with Y poisoned (NaN) before each run. Run on a GPU: ctest -L gpu (or build/tests/gpu/test_spmm).
  * Tolerance: max |gpu - ref| <= tol * max |ref| with tol 2e-3 (fp16 output rounding is 4.9e-4 of a value of
- * the output's scale) and 1e-2 for bf16 (3.9e-3); an element the kernel did not write stays NaN and fails. */
+ * the output's scale) and 1e-2 for bf16 (3.9e-3); an element the kernel did not write stays NaN and fails.
+ * A chain of back-to-back launches checks the programmatic-dependent-launch ordering (kernels/fpk_pdl.cuh). */
 #include "fpk_cuda.h"
 #include "fpk_test.h"
 #include "spmm.h"
@@ -131,6 +132,73 @@ static void spmm_should_match_the_reference_on_many_shapes(void)
 	fprintf(stderr, "%d cases, %d failed\n", ncases, nfail);
 }
 
+/* A chain Y_i = W_(i&1) Y_(i-1) of back-to-back launches on one stream, one shared workspace, no synchronisation
+ * in between: with programmatic dependent launch each kernel starts while the previous one runs, so this fails if
+ * a kernel reads X, or touches Y or the workspace, before the previous kernel has finished. Every Y_i starts
+ * poisoned (NaN) and is checked against the reference applied to the Y_(i-1) the GPU produced. */
+static void spmm_chain_should_read_each_previous_output(void)
+{
+	enum { STEPS = 6 };
+	const int64_t m = 2048, ns[] = {8, 32};
+	const double density = 0.2, sc = 1.0 / sqrt(density * (double)m); /* keeps |Y_i| near 1 */
+	for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+		int64_t n = ns[ni];
+		uint64_t s = 4242 + (uint64_t)n;
+		uint16_t *w = malloc(2 * (size_t)m * m), *yh = malloc(2 * (size_t)(STEPS + 1) * n * m);
+		float *yr = malloc(4 * (size_t)n * m);
+		fpk_tcsl t[2] = {{0}, {0}};
+		fpk_spmm_weights dw[2] = {{0}, {0}};
+		void *dy = NULL, *ws = NULL;
+		cudaStream_t st = NULL;
+		size_t wss = fpk_spmm_workspace_size(m, n), yb = 2 * (size_t)n * m;
+		int ok = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) == cudaSuccess;
+		for (int q = 0; q < 2 && ok; q++) {
+			for (int64_t i = 0; i < m * m; i++) {
+				double u = (double)(fpk_test_rand(&s) >> 11) / 9007199254740992.0;
+				w[i] = u < density ? fpk_f32_to_f16((float)(fpk_test_randn(&s) * sc)) : 0;
+			}
+			ok = !fpk_tcsl_encode(&t[q], w, m, m, FPK_F16, 1, 0, 4) && !fpk_spmm_upload(&dw[q], &t[q]);
+		}
+		for (int64_t i = 0; i < n * m; i++)
+			yh[i] = fpk_f32_to_f16(fpk_test_randn(&s));
+		ok = ok && !fpk_spmm_workspace_alloc(&ws, wss) && cudaMalloc(&dy, yb * (STEPS + 1)) == cudaSuccess &&
+		     cudaMemcpy(dy, yh, yb, cudaMemcpyHostToDevice) == cudaSuccess &&
+		     cudaMemset((char *)dy + yb, 0xff, yb * STEPS) == cudaSuccess && cudaDeviceSynchronize() == cudaSuccess;
+		for (int i = 1; i <= STEPS && ok; i++) {
+			fpk_spmm_params p = {.w = &dw[i & 1], .x = (char *)dy + yb * (i - 1), .y = (char *)dy + yb * i, .n = n,
+					     .workspace = ws, .workspace_size = wss, .stream = st};
+			ok = !fpk_spmm_run(&p);
+		}
+		ok = ok && cudaStreamSynchronize(st) == cudaSuccess &&
+		     cudaMemcpy(yh, dy, yb * (STEPS + 1), cudaMemcpyDeviceToHost) == cudaSuccess;
+		CHECK(ok);
+		for (int i = 1; i <= STEPS && ok; i++) {
+			double maxd = 0, scale = 0;
+			CHECK(!fpk_spmm_ref(&t[i & 1], yh + (size_t)n * m * (i - 1), n, yr, 4));
+			for (int64_t e = 0; e < n * m; e++) {
+				float g = fpk_f16_to_f32(yh[(size_t)n * m * i + e]);
+				double d = fabs((double)g - yr[e]);
+				maxd = isnan(d) ? 1e30 : d > maxd ? d : maxd;
+				scale = fabs(yr[e]) > scale ? fabs(yr[e]) : scale;
+			}
+			if (!(maxd <= 2e-3 * scale))
+				fprintf(stderr, "FAIL chain n %lld step %d: max diff %g, scale %g\n", (long long)n, i, maxd, scale);
+			CHECK(scale > 0.1 && maxd <= 2e-3 * scale);
+		}
+		for (int q = 0; q < 2; q++) {
+			fpk_spmm_weights_free(&dw[q]);
+			fpk_tcsl_release(&t[q]);
+		}
+		cudaFree(dy);
+		fpk_spmm_workspace_free(ws);
+		if (st)
+			cudaStreamDestroy(st);
+		free(w);
+		free(yh);
+		free(yr);
+	}
+}
+
 static void spmm_should_reject_a_small_workspace(void)
 {
 	fpk_spmm_weights w = {.values = (const uint32_t *)16, .offsets = (const int32_t *)16, .m = 128, .k = 64,
@@ -150,5 +218,6 @@ int main(void)
 	}
 	RUN(spmm_should_reject_a_small_workspace);
 	RUN(spmm_should_match_the_reference_on_many_shapes);
+	RUN(spmm_chain_should_read_each_previous_output);
 	TEST_EXIT();
 }
