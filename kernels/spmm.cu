@@ -6,9 +6,9 @@
  *   memory, so a block's share [t0, t1) of the tiles is ONE contiguous byte range of the values array. The grid
  *   is SMs x occupancy blocks per 64-token chunk (split chosen from the device, no per-shape table); each block
  *   gets an equal count of tiles, crossing row-tile boundaries where it must.
- * - Each block streams its byte range through a ring of RING chunks (RING / 2 at N = 64) of CHUNK_V 16-byte
- *   vectors with cp.async (each thread copies and later reads only its own vectors, so the ring needs no
- *   barrier); 32 KB are in flight per block whatever the sparsity, so the fixed cost of a sparse tile is small.
+ * - Each block streams its byte range through a ring of 16-byte vectors with cp.async, in chunks of VPT vectors
+ *   per thread (4 at N <= 32, 2 at N = 64; each thread copies and later reads only its own vectors, so the ring
+ *   needs no barrier); 32 KB (16 KB at N = 64) are in flight per block whatever the sparsity.
  * - Entries are scattered with 16-bit shared stores into dense XOR-swizzled 128x64 tiles exactly at loc
  *   (loc = r*64 + (c ^ ((r&7)*8))). Tiles go in units of two consecutive k-tiles of one row tile (SPMM_UNIT;
  *   one at a row-tile or share end), each unit in one of two slots of 2 dense tiles: when a unit's last vector
@@ -34,10 +34,8 @@
 #define TM 128
 #define TK 64
 #define THREADS 256                /* 8 warps, 16 rows of the 128-row tile each */
-#define VPT 1                      /* vectors per thread per chunk */
-#define CHUNK_V (THREADS * VPT)    /* 256 vectors = 4 KB */
 #define MF (TM / 16 / (THREADS / 32)) /* 16-row mma fragments per warp */
-#define RING 8                     /* chunks in the ring = in flight: 32 KB */
+#define RING_BYTES 32768           /* entry bytes in flight per block (16 KB at N = 64, to keep 2 blocks/SM) */
 
 struct spmm_args {
 	const uint4 *vec;     /* entries as 16-byte vectors */
@@ -157,9 +155,14 @@ static __device__ __forceinline__ void scatter4(uint16_t *dense, uint4 v)
 #ifndef SPMM_UNIT
 #define SPMM_UNIT 2 /* k-tiles per unit: one barrier and one bookkeeping step per unit (bench/spmm_notes.md v4) */
 #endif
+static constexpr int ring_bytes(int nt) { return (nt <= 32 || SPMM_UNIT == 1) ? RING_BYTES : RING_BYTES / 2; }
 template <int NT> struct kcfg {
 	static constexpr int U = SPMM_UNIT;
-	static constexpr int RINGN = (NT <= 32 || U == 1) ? RING : RING / 2; /* keep 2 blocks/SM at NT = 64 */
+	/* ring vectors per thread per chunk: fewer, larger chunks cut the chunk loop's per-iteration work (v7 in
+	 * bench/spmm_notes.md); 4 spills registers at NT = 64 */
+	static constexpr int VPT = NT <= 32 ? 4 : 2;
+	static constexpr int CHUNK_V = THREADS * VPT; /* vectors per chunk */
+	static constexpr int RINGN = ring_bytes(NT) / 16 / CHUNK_V; /* chunks in the ring */
 	static constexpr int MINB = U == 1 ? (NT <= 32 ? 3 : 2) : 2;
 };
 
@@ -168,7 +171,7 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 {
 	constexpr int NF = NT / 8;
 	constexpr int U = kcfg<NT>::U;
-	constexpr int RN = kcfg<NT>::RINGN;
+	constexpr int RN = kcfg<NT>::RINGN, VPT = kcfg<NT>::VPT, CHUNK_V = kcfg<NT>::CHUNK_V;
 	/* KS: warps 0-3 multiply the unit's first tile, warps 4-7 its second (32 rows each), so each X slice is
 	 * read by 4 warps instead of 8; the two halves' sums are added through shared memory at a flush */
 	constexpr bool KS = U == 2 && NT <= 32; /* NT = 64: 2 x 64 accumulators would spill */
@@ -203,9 +206,12 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 #pragma unroll
 	for (int p = 0; p < RN; p++) {
 		if (p < nch) {
-			int g = v0 + p * CHUNK_V + tid;
-			if (g < v1)
-				cp_async16(ring + p * CHUNK_V + tid, a.vec + g, pol);
+#pragma unroll
+			for (int q = 0; q < VPT; q++) {
+				int g = v0 + p * CHUNK_V + q * THREADS + tid;
+				if (g < v1)
+					cp_async16(ring + p * CHUNK_V + q * THREADS + tid, a.vec + g, pol);
+			}
 		}
 		cp_commit();
 	}
@@ -439,12 +445,19 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 	for (int c = 0; c < nch; c++) {
 		cp_wait<RN - 1>();
 		const int cv0 = v0 + c * CHUNK_V, cv1 = min(cv0 + CHUNK_V, v1);
-		const int g = cv0 + tid;
-		const uint4 w = g < cv1 ? ring[(c % RN) * CHUNK_V + tid] : make_uint4(0, 0, 0, 0);
+		int g[VPT];
+		uint4 w[VPT];
+#pragma unroll
+		for (int q = 0; q < VPT; q++) {
+			g[q] = cv0 + q * THREADS + tid;
+			w[q] = g[q] < cv1 ? ring[(c % RN) * CHUNK_V + q * THREADS + tid] : make_uint4(0, 0, 0, 0);
+		}
 		for (;;) {
 			const int lim = min(ue, cv1);
-			if (g >= done && g < lim)
-				scatter4(dense + (par * U + (U == 2 && g >= um ? 1 : 0)) * TM * TK, w);
+#pragma unroll
+			for (int q = 0; q < VPT; q++)
+				if (g[q] >= done && g[q] < lim)
+					scatter4(dense + (par * U + (U == 2 && g[q] >= um ? 1 : 0)) * TM * TK, w[q]);
 			done = lim;
 			if (t < t1 && ue <= cv1)
 				complete();
@@ -453,9 +466,12 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 		}
 		const int cn = c + RN;
 		if (cn < nch) {
-			int gn = v0 + cn * CHUNK_V + tid;
-			if (gn < v1)
-				cp_async16(ring + (cn % RN) * CHUNK_V + tid, a.vec + gn, pol);
+#pragma unroll
+			for (int q = 0; q < VPT; q++) {
+				int gn = v0 + cn * CHUNK_V + q * THREADS + tid;
+				if (gn < v1)
+					cp_async16(ring + (cn % RN) * CHUNK_V + q * THREADS + tid, a.vec + gn, pol);
+			}
 		}
 		cp_commit();
 	}
@@ -470,8 +486,7 @@ static int tok_tile(int64_t n) { return n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32
 
 static size_t smem_bytes(int nt)
 {
-	int u = SPMM_UNIT, rn = (nt <= 32 || u == 1) ? RING : RING / 2;
-	return (size_t)rn * CHUNK_V * 16 + 2 * (size_t)u * TM * TK * 2 + 2 * (size_t)u * nt * TK * 2;
+	return (size_t)ring_bytes(nt) + 2 * (size_t)SPMM_UNIT * TM * TK * 2 + 2 * (size_t)SPMM_UNIT * nt * TK * 2;
 }
 
 static size_t align256(size_t v) { return (v + 255) & ~(size_t)255; }
