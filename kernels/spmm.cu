@@ -416,18 +416,12 @@ __global__ void __launch_bounds__(THREADS, kcfg<NT>::MINB) spmm_kernel(const spm
 						acc[mf][f][e] = 0.0f;
 			seg_j0 = 0;
 		}
-		/* advance to the next unit */
-		if (uw == 2) {
-			o1 = o3;
-			o2 = o4;
-			o3 = __ldg(a.off + min(tn + 3, t1));
-			o4 = __ldg(a.off + min(tn + 4, t1));
-		} else {
-			o1 = o2;
-			o2 = o3;
-			o3 = o4;
-			o4 = __ldg(a.off + min(tn + 4, t1));
-		}
+		/* advance to the next unit: o1, o2 from registers; o3, o4 always loaded fresh (for uw == 1 that reloads
+		 * the old o4), so that no move has to wait for a load here: their first use is the next unit's advance */
+		o1 = uw == 2 ? o3 : o2;
+		o2 = uw == 2 ? o4 : o3;
+		o3 = __ldg(a.off + min(tn + 3, t1));
+		o4 = __ldg(a.off + min(tn + 4, t1));
 		t = tn;
 		jc = jn;
 		ic = in;
