@@ -14,7 +14,8 @@
  *   4. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
  *                 (the selection, or 0..len-1), for all query heads of one kv head at once (K/V rows read once
  *                 per group); the last block of a unit to finish merges the splits (max-rescaled).
- * Launches 2-4 use programmatic dependent launch (griddepcontrol.wait at entry; FPK_DS_PDL=0 turns it off).
+ * Launches 2-4 use programmatic dependent launch (griddepcontrol.wait at entry; FPK_DS_PDL=0, or FPK_PDL=0 which
+ * turns off every PDL launch of the library, launches them plainly), and so does the dense decode attention.
  */
 #include "ds_attention.h"
 #include "ds_attention_ref.h"
@@ -1153,7 +1154,7 @@ static int pdl_mode(void)
 		const char *e = getenv("FPK_DS_PDL");
 		mode = e && e[0] >= '0' && e[0] <= '2' && !e[1] ? e[0] - '0' : 2;
 	}
-	return mode;
+	return fpk_pdl_enabled() ? mode : 0; /* FPK_PDL=0 (or a GPU before sm_90) turns off every PDL launch */
 }
 
 extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws, void *stream)

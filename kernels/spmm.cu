@@ -8,7 +8,8 @@
  *   gets an equal count of tiles, crossing row-tile boundaries where it must.
  * - Each block streams its byte range through a ring of 16-byte vectors with cp.async, in chunks of VPT vectors
  *   per thread (4 at N <= 32, 2 at N = 64; each thread copies and later reads only its own vectors, so the ring
- *   needs no barrier); 32 KB (16 KB at N = 64) are in flight per block whatever the sparsity.
+ *   needs no barrier). The ring holds 32 KB (16 KB at N = 64) in two chunks: while one is scattered the other,
+ *   16 KB (8 KB), is in flight, whatever the sparsity.
  * - Entries are scattered with 16-bit shared stores into dense XOR-swizzled 128x64 tiles exactly at loc
  *   (loc = r*64 + (c ^ ((r&7)*8))). Tiles go in units of two consecutive k-tiles of one row tile (SPMM_UNIT;
  *   one at a row-tile or share end), each unit in one of two slots of 2 dense tiles: when a unit's last vector
@@ -35,7 +36,7 @@
 #define TK 64
 #define THREADS 256                /* 8 warps, 16 rows of the 128-row tile each */
 #define MF (TM / 16 / (THREADS / 32)) /* 16-row mma fragments per warp */
-#define RING_BYTES 32768           /* entry bytes in flight per block (16 KB at N = 64, to keep 2 blocks/SM) */
+#define RING_BYTES 32768           /* ring bytes per block (16 KB at N = 64, to keep 2 blocks/SM) */
 
 struct spmm_args {
 	const uint4 *vec;     /* entries as 16-byte vectors */
@@ -67,7 +68,7 @@ static __device__ __forceinline__ void cp_async16(void *dst, const void *src, un
 static __device__ __forceinline__ void cp_commit(void) { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> static __device__ __forceinline__ void cp_wait(void)
 {
-	asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+	asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); /* ring reads stay after it */
 }
 
 template <int BF> static __device__ __forceinline__ void mma16816(float *c, const unsigned *a, const unsigned *b)
@@ -163,6 +164,7 @@ template <int NT> struct kcfg {
 	static constexpr int VPT = NT <= 32 ? 4 : 2;
 	static constexpr int CHUNK_V = THREADS * VPT; /* vectors per chunk */
 	static constexpr int RINGN = ring_bytes(NT) / 16 / CHUNK_V; /* chunks in the ring */
+	static_assert(RINGN >= 2 && RINGN * CHUNK_V * 16 == ring_bytes(NT), "ring: whole chunks, one in flight");
 	static constexpr int MINB = U == 1 ? (NT <= 32 ? 3 : 2) : 2;
 };
 

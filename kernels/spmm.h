@@ -50,7 +50,7 @@ void fpk_spmm_weights_free(fpk_spmm_weights *d);
  * On sm_90 the launch uses programmatic dependent launch (kernels/fpk_pdl.cuh; FPK_PDL=0 turns it off): the
  * kernel reads the matrix (values, offsets) while the previous kernel of the stream may still run, and X, Y and
  * the workspace only after it has finished. So the matrix must not be written by a kernel that is still running
- * on the stream when this is launched (uploads with cudaMemcpy, as fpk_spmm_upload does, are always safe). */
+ * on the stream when this is launched (fpk_spmm_upload's copies have completed when it returns). */
 int fpk_spmm_run(const fpk_spmm_params *p);
 
 /* Dense reference through cuBLAS (cublasGemmEx, fp32 compute): Y (n x m) = X (n x k) W^T with W dense row-major

@@ -11,6 +11,7 @@
 #include "tcsl.h"
 
 #include <math.h>
+#include <string.h>
 
 static uint16_t to16(float f, fpk_dtype dt) { return dt == FPK_BF16 ? fpk_f32_to_bf16(f) : fpk_f32_to_f16(f); }
 static float from16(uint16_t h, fpk_dtype dt) { return dt == FPK_BF16 ? fpk_bf16_to_f32(h) : fpk_f16_to_f32(h); }
@@ -133,9 +134,12 @@ static void spmm_should_match_the_reference_on_many_shapes(void)
 }
 
 /* A chain Y_i = W_(i&1) Y_(i-1) of back-to-back launches on one stream, one shared workspace, no synchronisation
- * in between: with programmatic dependent launch each kernel starts while the previous one runs, so this fails if
- * a kernel reads X, or touches Y or the workspace, before the previous kernel has finished. Every Y_i starts
- * poisoned (NaN) and is checked against the reference applied to the Y_(i-1) the GPU produced. */
+ * in between: with programmatic dependent launch each kernel starts while the previous one runs.
+ * 1. Every Y_i in its own buffer, poisoned (NaN), checked against the reference applied to the Y_(i-1) the GPU
+ *    produced: fails if a kernel reads X or uses the workspace before the previous kernel has finished.
+ * 2. The same chain through two buffers (ping-pong: each kernel writes the buffer the previous kernel reads),
+ *    the last output checked against a host chain with the same fp16 rounding: fails if a kernel writes Y before
+ *    the previous kernel has finished reading it. */
 static void spmm_chain_should_read_each_previous_output(void)
 {
 	enum { STEPS = 6 };
@@ -185,6 +189,38 @@ static void spmm_chain_should_read_each_previous_output(void)
 				fprintf(stderr, "FAIL chain n %lld step %d: max diff %g, scale %g\n", (long long)n, i, maxd, scale);
 			CHECK(scale > 0.1 && maxd <= 2e-3 * scale);
 		}
+		/* 2: ping-pong through the first two buffers, from the same input (re-uploaded) */
+		ok = ok && cudaMemcpy(dy, yh, yb, cudaMemcpyHostToDevice) == cudaSuccess &&
+		     cudaMemset((char *)dy + yb, 0xff, yb) == cudaSuccess && cudaDeviceSynchronize() == cudaSuccess;
+		for (int i = 1; i <= STEPS && ok; i++) {
+			fpk_spmm_params p = {.w = &dw[i & 1], .x = (char *)dy + yb * ((i - 1) & 1), .y = (char *)dy + yb * (i & 1),
+					     .n = n, .workspace = ws, .workspace_size = wss, .stream = st};
+			ok = !fpk_spmm_run(&p);
+		}
+		uint16_t *hx = malloc(yb), *gy = malloc(yb);
+		ok = ok && hx && gy && cudaStreamSynchronize(st) == cudaSuccess &&
+		     cudaMemcpy(gy, (char *)dy + yb * (STEPS & 1), yb, cudaMemcpyDeviceToHost) == cudaSuccess;
+		CHECK(ok);
+		if (ok) {
+			double maxd = 0, scale = 0;
+			memcpy(hx, yh, yb);
+			for (int i = 1; i <= STEPS; i++) { /* host chain: fp32 accumulation, fp16 between steps */
+				CHECK(!fpk_spmm_ref(&t[i & 1], hx, n, yr, 4));
+				for (int64_t e = 0; e < n * m; e++)
+					hx[e] = fpk_f32_to_f16(yr[e]);
+			}
+			for (int64_t e = 0; e < n * m; e++) {
+				double d = fabs((double)fpk_f16_to_f32(gy[e]) - yr[e]);
+				maxd = isnan(d) ? 1e30 : d > maxd ? d : maxd;
+				scale = fabs(yr[e]) > scale ? fabs(yr[e]) : scale;
+			}
+			/* six fp16 roundings apart, each ~5e-4 of the scale; a clobbered input is off by O(scale) */
+			if (!(maxd <= 2e-2 * scale))
+				fprintf(stderr, "FAIL ping-pong chain n %lld: max diff %g, scale %g\n", (long long)n, maxd, scale);
+			CHECK(scale > 0.1 && maxd <= 2e-2 * scale);
+		}
+		free(hx);
+		free(gy);
 		for (int q = 0; q < 2; q++) {
 			fpk_spmm_weights_free(&dw[q]);
 			fpk_tcsl_release(&t[q]);
