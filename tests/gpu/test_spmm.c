@@ -28,6 +28,23 @@ static void random_w(uint16_t *w, int64_t m, int64_t k, double density, fpk_dtyp
 
 static int ncases, nfail;
 
+/* max |g - ref| over cnt values (1e30 when a value is NaN, e.g. never written over the poison); *scale gets
+ * max |ref| */
+static double max_diff(const uint16_t *g, const float *ref, int64_t cnt, fpk_dtype dt, double *scale)
+{
+	double maxd = 0, sc = 0;
+	for (int64_t i = 0; i < cnt; i++) {
+		float v = from16(g[i], dt);
+		double d = fabs((double)v - ref[i]);
+		if (isnan(v) || isnan(d))
+			d = 1e30;
+		maxd = d > maxd ? d : maxd;
+		sc = fabs(ref[i]) > sc ? fabs(ref[i]) : sc;
+	}
+	*scale = sc;
+	return maxd;
+}
+
 /* returns the relative error, or 1e30 on a CUDA/encode failure */
 static double run_case(int64_t m, int64_t k, int64_t n, double density, fpk_dtype dt, int reorder, int blocks,
 		       uint64_t seed, int repeat)
@@ -54,16 +71,7 @@ static double run_case(int64_t m, int64_t k, int64_t n, double density, fpk_dtyp
 		if (cudaMemset(dy, 0xff, 2 * (size_t)n * m) || fpk_spmm_run(&p) || cudaDeviceSynchronize() ||
 		    cudaMemcpy(yg, dy, 2 * (size_t)n * m, cudaMemcpyDeviceToHost))
 			goto done;
-		maxd = 0;
-		scale = 0;
-		for (int64_t i = 0; i < n * m; i++) {
-			float g = from16(yg[i], dt);
-			double d = fabs((double)g - yr[i]);
-			if (isnan(g) || isnan(d))
-				d = 1e30;
-			maxd = d > maxd ? d : maxd;
-			scale = fabs(yr[i]) > scale ? fabs(yr[i]) : scale;
-		}
+		maxd = max_diff(yg, yr, n * m, dt, &scale);
 		double e = scale > 0 ? maxd / scale : maxd;
 		if (r == 0 || e > err)
 			err = e;
@@ -177,14 +185,9 @@ static void spmm_chain_should_read_each_previous_output(void)
 		     cudaMemcpy(yh, dy, yb * (STEPS + 1), cudaMemcpyDeviceToHost) == cudaSuccess;
 		CHECK(ok);
 		for (int i = 1; i <= STEPS && ok; i++) {
-			double maxd = 0, scale = 0;
+			double scale;
 			CHECK(!fpk_spmm_ref(&t[i & 1], yh + (size_t)n * m * (i - 1), n, yr, 4));
-			for (int64_t e = 0; e < n * m; e++) {
-				float g = fpk_f16_to_f32(yh[(size_t)n * m * i + e]);
-				double d = fabs((double)g - yr[e]);
-				maxd = isnan(d) ? 1e30 : d > maxd ? d : maxd;
-				scale = fabs(yr[e]) > scale ? fabs(yr[e]) : scale;
-			}
+			double maxd = max_diff(yh + (size_t)n * m * i, yr, n * m, FPK_F16, &scale);
 			if (!(maxd <= 2e-3 * scale))
 				fprintf(stderr, "FAIL chain n %lld step %d: max diff %g, scale %g\n", (long long)n, i, maxd, scale);
 			CHECK(scale > 0.1 && maxd <= 2e-3 * scale);
@@ -202,18 +205,14 @@ static void spmm_chain_should_read_each_previous_output(void)
 		     cudaMemcpy(gy, (char *)dy + yb * (STEPS & 1), yb, cudaMemcpyDeviceToHost) == cudaSuccess;
 		CHECK(ok);
 		if (ok) {
-			double maxd = 0, scale = 0;
+			double scale;
 			memcpy(hx, yh, yb);
 			for (int i = 1; i <= STEPS; i++) { /* host chain: fp32 accumulation, fp16 between steps */
 				CHECK(!fpk_spmm_ref(&t[i & 1], hx, n, yr, 4));
 				for (int64_t e = 0; e < n * m; e++)
 					hx[e] = fpk_f32_to_f16(yr[e]);
 			}
-			for (int64_t e = 0; e < n * m; e++) {
-				double d = fabs((double)fpk_f16_to_f32(gy[e]) - yr[e]);
-				maxd = isnan(d) ? 1e30 : d > maxd ? d : maxd;
-				scale = fabs(yr[e]) > scale ? fabs(yr[e]) : scale;
-			}
+			double maxd = max_diff(gy, yr, n * m, FPK_F16, &scale);
 			/* six fp16 roundings apart, each ~5e-4 of the scale; a clobbered input is off by O(scale) */
 			if (!(maxd <= 2e-2 * scale))
 				fprintf(stderr, "FAIL ping-pong chain n %lld: max diff %g, scale %g\n", (long long)n, maxd, scale);
