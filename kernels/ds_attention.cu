@@ -24,8 +24,13 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+namespace cg = cooperative_groups;
 
 #define FPK_CU(stmt)                                                                                         \
 	do {                                                                                                     \
@@ -45,6 +50,8 @@ enum { SCORE_WAVE = 8, SCORE_TOK = 2, FILT_CHUNK = 4096, FILT_MINB = 4, SEL_LIST
 struct fpk_ds_workspace {
 	fpk_ds_shape shape;
 	int kcap, lcap, sms;
+	int cc_major;      /* the device's compute capability (the fused score + select needs 9 or later) */
+	int cs16;          /* clusters of 16 blocks can be resident (the fused path's largest cluster) */
 	float *scores;     /* (B*H, lcap) */
 	uint32_t *hist;    /* (B*H, 4096), zero between calls */
 	uint32_t *ckey;    /* (B*H, lcap) candidate keys */
@@ -627,6 +634,251 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	}
 }
 
+/* ---- 2+3 fused: scores and exact top-k in one thread-block cluster per unit (sm_90) ----
+ *
+ * grid (CL, U), cluster (CL, 1, 1), CS_THREADS threads; block rank c of unit u scores tokens [c*tpb, (c+1)*tpb)
+ * and keeps their order-preserving keys in its shared memory, so the scores never go to global memory. Three
+ * cluster-wide radix passes over the keys (11, 11 and 10 bits; the first histogram is built while scoring) find
+ * the exact k-th key T and the number m of ties at T to take; every block then writes its selected tokens
+ * (key > T, or key == T among the unit's first m ties by index) in ascending order at its offset in the unit's
+ * list. Block histograms are summed through distributed shared memory: block c adds up the slice of bins it owns
+ * over the cluster, then every block reads the slices and scans them (each block finds the same digit). The same
+ * scores (ldot, the C twin's fmaf order) and the same rule as the split path: the selections are identical. */
+enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB = 4096, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8 };
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+/* one radix pass over the cluster: the digit (nbits at shift) holding the need-th largest key among the keys
+ * whose bits above pshift equal prefix (pshift 32: all keys); hist already built when built is set */
+__device__ void cs_pass(cg::cluster_group &cl, const uint32_t *keys, int n, uint32_t prefix, int pshift, int shift,
+			int nbits, bool built, int *need, uint32_t *digit, uint32_t *hist, uint32_t *tot, int *sc)
+{
+	const int nb = 1 << nbits, CL = (int)cl.num_blocks(), rank = (int)cl.block_rank(), tid = threadIdx.x;
+	const uint32_t dmask = (uint32_t)nb - 1u;
+	if (!built) {
+		for (int i = tid; i < nb; i += CS_THREADS)
+			hist[i] = 0;
+		__syncthreads();
+		for (int i = tid; i < n; i += CS_THREADS) {
+			uint32_t k = keys[i];
+			if (pshift >= 32 || (k >> pshift) == prefix)
+				atomicAdd(&hist[(k >> shift) & dmask], 1u);
+		}
+	}
+	cl.sync(); /* every block's histogram complete */
+	const int S = nb / CL; /* bins [rank*S, rank*S + S) are this block's to sum */
+	for (int i = tid; i < S; i += CS_THREADS) {
+		uint32_t s = 0;
+		for (int r = 0; r < CL; r++)
+			s += cl.map_shared_rank(hist, r)[rank * S + i];
+		tot[i] = s;
+	}
+	cl.sync(); /* every slice summed */
+	/* descending digits: thread t owns R digits from nb-1-R*t down */
+	const int R = nb / CS_THREADS;
+	int c[CS_BINS / CS_THREADS], sum = 0;
+#pragma unroll
+	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
+		int bin = nb - 1 - R * tid - i;
+		c[i] = i < R ? (int)cl.map_shared_rank(tot, bin / S)[bin % S] : 0;
+		sum += c[i];
+	}
+	int total;
+	int before = block_scan(sum, &total, sc);
+	const int nd = *need;
+	if (tid == 0) {
+		sc[32] = 0; /* not found (only with a count below need: lens over max_len) */
+		sc[33] = nd;
+	}
+	__syncthreads();
+#pragma unroll
+	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
+		if (i < R && before < nd && nd <= before + c[i]) {
+			sc[32] = nb - 1 - R * tid - i;
+			sc[33] = nd - before;
+		}
+		before += c[i];
+	}
+	__syncthreads();
+	*digit = (uint32_t)sc[32];
+	*need = sc[33];
+	__syncthreads();
+}
+#endif
+
+template <int FMT, int VW>
+#ifndef FPK_CS_MINB /* experiment knob (run 29) */
+#define FPK_CS_MINB 1
+#endif
+__global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const uint16_t *__restrict__ q, const int32_t *__restrict__ lens,
+						       const int32_t *__restrict__ ch, const uint8_t *__restrict__ labels,
+						       const uint16_t *__restrict__ scales, int32_t *__restrict__ idx,
+						       int32_t *__restrict__ nsel, unsigned *__restrict__ fault, int H,
+						       int Hkv, int LH, int d, int Lmax, int r, int rb, int sel_per_head,
+						       int per_head_labels, int bf16, int tpb, int kcap, int topk,
+						       int topk_div, int dense_below)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	extern __shared__ uint32_t keys[]; /* tpb */
+	__shared__ float qs[256];
+	__shared__ uint32_t hist[CS_BINS], tot[CS_BINS];
+	__shared__ int sc[40], cnt[2];
+	cg::cluster_group cl = cg::this_cluster();
+	const int tid = threadIdx.x, rank = (int)cl.block_rank(), CL = (int)cl.num_blocks();
+	const int u = blockIdx.y, G = H / Hkv, per = sel_per_head ? H : Hkv;
+	const int b = u / per, w = u % per, len = lens[b];
+	const int kb = seq_topk(len, topk, topk_div, dense_below);
+	if (!kb) { /* the whole cluster leaves: dense attention for this unit */
+		if (rank == 0 && tid == 0)
+			nsel[u] = -len;
+		fpk_pdl_trigger();
+		return;
+	}
+	const int t0 = rank * tpb, t1 = min(min(len, Lmax), t0 + tpb), n = max(0, t1 - t0);
+	const int h0 = sel_per_head ? w : w * G, nh = sel_per_head ? 1 : G;
+	const int lh = per_head_labels ? w : (sel_per_head ? w / G : w);
+	for (int j = tid; j < r; j += CS_THREADS) {
+		int c = ch[(size_t)lh * r + j];
+		float acc = 0.0f;
+		for (int h = h0; h < h0 + nh; h++)
+			acc += u16_to_f(q[((size_t)b * H + h) * d + c], bf16);
+		qs[j] = acc;
+	}
+	for (int i = tid; i < CS_BINS; i += CS_THREADS)
+		hist[i] = 0;
+	__syncthreads();
+	const size_t lbase = ((size_t)b * LH + lh) * Lmax;
+	for (int tb = t0 + tid; tb < t1; tb += SCORE_TOK * CS_THREADS) {
+		float acc[SCORE_TOK];
+		uint16_t scl[SCORE_TOK];
+#pragma unroll
+		for (int i = 0; i < SCORE_TOK; i++) {
+			acc[i] = 0.0f;
+			int t = tb + i * CS_THREADS;
+			scl[i] = FMT != FPK_DS_LABEL_16 && t < t1 ? scales[lbase + t] : (uint16_t)0;
+		}
+		for (int off = 0; off < rb; off += VW) {
+			lvec x[SCORE_TOK];
+#pragma unroll
+			for (int i = 0; i < SCORE_TOK; i++) {
+				int t = tb + i * CS_THREADS;
+				x[i] = lload<VW>(labels + (lbase + (t < t1 ? t : t0)) * rb + off);
+			}
+#pragma unroll
+			for (int i = 0; i < SCORE_TOK; i++)
+				acc[i] = ldot<FMT, VW>(x[i], off, r, qs, bf16, acc[i]);
+		}
+#pragma unroll
+		for (int i = 0; i < SCORE_TOK; i++) {
+			int t = tb + i * CS_THREADS;
+			if (t < t1) {
+				float a = acc[i];
+				if (FMT != FPK_DS_LABEL_16)
+					a = __fmul_rn(a, __half2float(__ushort_as_half(scl[i])));
+				uint32_t key = dkey(a);
+				keys[t - t0] = key;
+				atomicAdd(&hist[key >> 21], 1u);
+			}
+		}
+	}
+	/* the labels are read: the attention's blocks may be scheduled (they wait for this grid to finish) */
+	fpk_pdl_trigger();
+	__syncthreads();
+
+	/* exact k-th key T and the number m of ties at T to take */
+	int need = kb;
+	uint32_t d2, d1, d0;
+	cs_pass(cl, keys, n, 0u, 32, 21, 11, true, &need, &d2, hist, tot, sc);
+	cs_pass(cl, keys, n, d2, 21, 10, 11, false, &need, &d1, hist, tot, sc);
+	cs_pass(cl, keys, n, (d2 << 11) | d1, 10, 0, 10, false, &need, &d0, hist, tot, sc);
+	const uint32_t T = (d2 << 21) | (d1 << 10) | d0;
+	const int m = need;
+
+	/* this block's counts above T and at T; the offsets of its output and of its ties from the lower ranks */
+	int gt = 0, eq = 0;
+	for (int i = tid; i < n; i += CS_THREADS) {
+		uint32_t k = keys[i];
+		gt += k > T;
+		eq += k == T;
+	}
+	int gtot, etot;
+	block_scan(gt, &gtot, sc);
+	block_scan(eq, &etot, sc);
+	if (tid == 0)
+		cnt[0] = gtot, cnt[1] = etot;
+	cl.sync();
+	int off = 0, quota = 0, total = 0, eqb = 0;
+	for (int c = 0; c < CL; c++) { /* every thread: the CL pairs; rank c takes the ties left after the lower ranks */
+		const int *rc = cl.map_shared_rank(cnt, c);
+		int g = rc[0], e = rc[1];
+		int te = min(max(m - eqb, 0), e);
+		if (c < rank)
+			off += g + te;
+		if (c == rank)
+			quota = te;
+		total += g + te;
+		eqb += e;
+	}
+	cl.sync(); /* no block leaves (its shared memory) while another still reads its counts */
+
+	/* ordered output of this block's tokens at its offset in the unit's list */
+	int32_t *out = idx + (size_t)u * kcap;
+	int erank = 0, nout = off;
+	for (int tile = 0; tile < n; tile += CS_THREADS * CS_ITEMS) {
+		const int i0 = tile + tid * CS_ITEMS;
+		uint32_t kx[CS_ITEMS];
+		if (i0 + CS_ITEMS <= n) {
+			uint4 a = *reinterpret_cast<const uint4 *>(keys + i0), c = *reinterpret_cast<const uint4 *>(keys + i0 + 4);
+			kx[0] = a.x, kx[1] = a.y, kx[2] = a.z, kx[3] = a.w, kx[4] = c.x, kx[5] = c.y, kx[6] = c.z, kx[7] = c.w;
+		} else {
+#pragma unroll
+			for (int i = 0; i < CS_ITEMS; i++)
+				kx[i] = i0 + i < n ? keys[i0 + i] : 0u;
+		}
+		int ne = 0;
+#pragma unroll
+		for (int i = 0; i < CS_ITEMS; i++)
+			ne += (i0 + i < n && kx[i] == T);
+		int et;
+		int er = erank + block_scan(ne, &et, sc);
+		int take = 0;
+		unsigned tm = 0;
+#pragma unroll
+		for (int i = 0; i < CS_ITEMS; i++) {
+			if (i0 + i >= n)
+				continue;
+			int tk = kx[i] > T;
+			if (kx[i] == T)
+				tk = er++ < quota;
+			if (tk) {
+				tm |= 1u << i;
+				take++;
+			}
+		}
+		int tt;
+		int pos = nout + block_scan(take, &tt, sc);
+#pragma unroll
+		for (int i = 0; i < CS_ITEMS; i++)
+			if (tm & (1u << i)) {
+				if (pos < kb) /* always, unless lens[b] was over max_len */
+					out[pos] = t0 + i0 + i;
+				pos++;
+			}
+		erank += et;
+		nout += tt;
+	}
+	if (rank == 0 && tid == 0) {
+		nsel[u] = total < kb ? total : kb;
+		if (total != kb) /* a wrong selection is bounded above, and counted for fpk_ds_workspace_faults */
+			atomicAdd(fault, 1u);
+	}
+#else
+	(void)q, (void)lens, (void)ch, (void)labels, (void)scales, (void)idx, (void)nsel, (void)fault;
+	(void)H, (void)Hkv, (void)LH, (void)d, (void)Lmax, (void)r, (void)rb, (void)sel_per_head;
+	(void)per_head_labels, (void)bf16, (void)tpb, (void)kcap, (void)topk, (void)topk_div, (void)dense_below;
+	__trap();
+#endif
+}
+
 /* ---- 4. split-KV attention, dense or over a selection ---- */
 
 struct att_args {
@@ -903,11 +1155,12 @@ __global__ void __launch_bounds__(ATT_THREADS) ds_attn_kernel(att_args a)
 
 /* ---- host side ---- */
 
-static int device_sms(int *sms)
+static int device_sms(int *sms, int *cc_major)
 {
 	int dev;
 	FPK_CU(cudaGetDevice(&dev));
 	FPK_CU(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev));
+	FPK_CU(cudaDeviceGetAttribute(cc_major, cudaDevAttrComputeCapabilityMajor, dev));
 	return 0;
 }
 
@@ -920,6 +1173,94 @@ static int gpu_check_shape(const fpk_ds_shape *s)
 				   "ds attention (GPU): batch %d x heads %d = %lld units, at most 65535 per call (split the batch)",
 				   s->batch, s->heads, (long long)s->batch * s->heads);
 	return rc;
+}
+
+typedef void (*cs_fn)(const uint16_t *, const int32_t *, const int32_t *, const uint8_t *, const uint16_t *, int32_t *,
+		      int32_t *, unsigned *, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int);
+
+template <int FMT> static cs_fn cs_pick(int vw)
+{
+	return vw == 16 ? ds_scsel_kernel<FMT, 16> : vw == 8 ? ds_scsel_kernel<FMT, 8> : ds_scsel_kernel<FMT, 4>;
+}
+
+static cs_fn cs_kernel(int fmt, int vw)
+{
+	return fmt == FPK_DS_LABEL_16 ? cs_pick<FPK_DS_LABEL_16>(vw)
+				      : fmt == FPK_DS_LABEL_Q8 ? cs_pick<FPK_DS_LABEL_Q8>(vw) : cs_pick<FPK_DS_LABEL_Q4>(vw);
+}
+
+/* sm_90: the fused kernels may take CS_TPB_MAX keys of dynamic shared memory and clusters of 16 blocks; whether a
+ * cluster of 16 with this workspace's keys per block can be resident is asked once (cs16) */
+static int cs_setup(fpk_ds_workspace *ws)
+{
+	const int fmts[3] = {FPK_DS_LABEL_16, FPK_DS_LABEL_Q8, FPK_DS_LABEL_Q4}, vws[3] = {16, 8, 4};
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++) {
+			cs_fn fn = cs_kernel(fmts[i], vws[j]);
+			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, CS_TPB_MAX * 4));
+			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+		}
+	int tpb = ((ws->shape.max_len + CS_CL_MAX - 1) / CS_CL_MAX + 15) & ~15, ncl = 0;
+	cudaLaunchConfig_t cfg = {};
+	cudaLaunchAttribute at[1];
+	cfg.gridDim = dim3(CS_CL_MAX, 1);
+	cfg.blockDim = dim3(CS_THREADS);
+	cfg.dynamicSmemBytes = (size_t)(tpb < CS_TPB_MAX ? tpb : CS_TPB_MAX) * 4;
+	at[0].id = cudaLaunchAttributeClusterDimension;
+	at[0].val.clusterDim.x = CS_CL_MAX;
+	at[0].val.clusterDim.y = 1;
+	at[0].val.clusterDim.z = 1;
+	cfg.attrs = at;
+	cfg.numAttrs = 1;
+	ws->cs16 = cudaOccupancyMaxActiveClusters(&ncl, cs_kernel(FPK_DS_LABEL_16, 16), &cfg) == cudaSuccess && ncl > 0;
+	(void)cudaGetLastError(); /* a refusal is an answer, not an error */
+	return 0;
+}
+
+/* the fused score + select plan for U units: the cluster size (0: the split path) and the keys per block. The
+ * smallest power-of-two cluster whose blocks hold at most CS_TPB keys, doubled while the clusters do not fill
+ * the GPU twice over (and blocks keep >= 1024 keys). FPK_DS_SELECT=split forces the split path. */
+static int cs_plan(const fpk_ds_shape *s, const fpk_ds_workspace *ws, int U, int *tpb)
+{
+	const char *e = getenv("FPK_DS_SELECT");
+	if (ws->cc_major < 9 || (e && !strcmp(e, "split")))
+		return 0;
+	int cl = 1, tgt = CS_TPB;
+	const char *tv = getenv("FPK_DS_CS_TPB"); /* experiment knob (run 29) */
+	if (tv && atoi(tv) >= 256)
+		tgt = atoi(tv);
+	while (cl < CS_CL_MAX && (s->max_len + cl - 1) / cl > tgt)
+		cl *= 2;
+	while (cl < CS_CL_MAX && (long long)U * cl < 2LL * ws->sms && s->max_len / (2 * cl) >= 1024)
+		cl *= 2;
+	if (cl == CS_CL_MAX && !ws->cs16)
+		cl /= 2;
+	*tpb = ((s->max_len + cl - 1) / cl + 15) & ~15;
+	return *tpb <= CS_TPB_MAX ? cl : 0;
+}
+
+static int launch_scsel(int cl, int tpb, int U, int vw, cudaStream_t st, const fpk_ds_decode_params *p,
+			fpk_ds_workspace *ws, int LH, int rb)
+{
+	const fpk_ds_shape *s = &p->shape;
+	cudaLaunchConfig_t cfg = {};
+	cudaLaunchAttribute at[1];
+	cfg.gridDim = dim3(cl, U);
+	cfg.blockDim = dim3(CS_THREADS);
+	cfg.dynamicSmemBytes = (size_t)tpb * 4;
+	cfg.stream = st;
+	at[0].id = cudaLaunchAttributeClusterDimension;
+	at[0].val.clusterDim.x = cl;
+	at[0].val.clusterDim.y = 1;
+	at[0].val.clusterDim.z = 1;
+	cfg.attrs = at;
+	cfg.numAttrs = 1;
+	FPK_CU(cudaLaunchKernelEx(&cfg, cs_kernel(p->cfg.fmt, vw), (const uint16_t *)p->q, p->lens, p->cfg.ch,
+				  (const uint8_t *)p->labels, (const uint16_t *)p->scales, ws->idx, ws->nsel, ws->fault,
+				  s->heads, s->kv_heads, LH, s->head_dim, s->max_len, p->cfg.r, rb, p->sel_per_head,
+				  p->cfg.per_head_labels, (int)(s->kv_dtype == FPK_BF16), tpb, ws->kcap, p->topk, p->topk_div,
+				  p->dense_below));
+	return 0;
 }
 
 extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_workspace **out)
@@ -946,7 +1287,9 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 			goto done;                                                                               \
 		}                                                                                                    \
 	} while (0)
-	if ((rc = device_sms(&ws->sms)))
+	if ((rc = device_sms(&ws->sms, &ws->cc_major)))
+		goto done;
+	if (ws->cc_major >= 9 && (rc = cs_setup(ws)))
 		goto done;
 	if (cudaFuncSetAttribute(ds_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SEL_LIST * 8) !=
 	    cudaSuccess) {
@@ -1004,6 +1347,12 @@ extern "C" void fpk_ds_workspace_free(fpk_ds_workspace *ws)
 	cudaFree(ws->part);
 	cudaFree(ws->counter);
 	free(ws);
+}
+
+extern "C" int fpk_ds_decode_fused(const fpk_ds_decode_params *p, const fpk_ds_workspace *ws)
+{
+	int tpb, U = p->shape.batch * (p->sel_per_head ? p->shape.heads : p->shape.kv_heads);
+	return cs_plan(&p->shape, ws, U, &tpb);
 }
 
 extern "C" int fpk_ds_workspace_faults(fpk_ds_workspace *ws, unsigned *faults)
@@ -1179,6 +1528,20 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	int LH = p->cfg.per_head_labels ? s->heads : s->kv_heads;
 	int rb = (int)fpk_ds_label_row_bytes(&p->cfg);
 	int vw = rb % 16 == 0 ? 16 : rb % 8 == 0 ? 8 : 4;
+	const int pm = pdl_mode();
+	int nmax = ws->kcap;
+	int db = p->dense_below < s->max_len ? p->dense_below : s->max_len;
+	if (db > nmax)
+		nmax = db;
+	int tpb = 0, cl = cs_plan(s, ws, U, &tpb);
+	if (cl) { /* scores and selection in one launch */
+		if ((rc = launch_scsel(cl, tpb, U, vw, st, p, ws, LH, rb)))
+			return rc;
+		if (p->stop_after == 1 || p->stop_after == 2)
+			return 0;
+		return launch_attention(s, p->q, p->k, p->v, p->lens, ws->idx, ws->nsel, ws->kcap, p->sel_per_head,
+					nmax, p->out, ws, st, pm >= 2);
+	}
 	/* chunks are multiples of 16 (float4 loads of the filter) and at most MAX_CHUNKS per unit */
 	const int min_chunk = ((s->max_len + MAX_CHUNKS - 1) / MAX_CHUNKS + 15) & ~15;
 	int target = (SCORE_WAVE * ws->sms + U - 1) / U; /* score blocks per unit */
@@ -1203,7 +1566,6 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 	FPK_CU(cudaGetLastError());
 	if (p->stop_after == 1)
 		return 0;
-	const int pm = pdl_mode();
 	const size_t sel_smem = (size_t)SEL_LIST * 8;
 	FPK_CU(fpk_launch_pdl(ds_filter_kernel, fgrid, dim3(FILT_THREADS), 0, st, pm >= 1, ws->scores, ws->fkey,
 			      ws->fidx, ws->ccnt, ws->bsel, p->lens, per, ws->lcap, fchunk, p->topk, p->topk_div,
@@ -1213,10 +1575,6 @@ extern "C" int fpk_ds_decode(const fpk_ds_decode_params *p, fpk_ds_workspace *ws
 			      ws->lcap, ws->kcap, fchunk, p->topk, p->topk_div, p->dense_below, SEL_LIST, ws->fault));
 	if (p->stop_after == 2)
 		return 0;
-	int nmax = ws->kcap;
-	int db = p->dense_below < s->max_len ? p->dense_below : s->max_len;
-	if (db > nmax)
-		nmax = db;
 	return launch_attention(s, p->q, p->k, p->v, p->lens, ws->idx, ws->nsel, ws->kcap, p->sel_per_head, nmax, p->out,
 				ws, st, pm >= 2);
 }

@@ -101,6 +101,12 @@ int fpk_ds_dense_decode(const fpk_ds_dense_params *p, fpk_ds_workspace *ws, void
  * went dense; idx (U, kcap) selected token indices in ascending order. For tests and verify. */
 void fpk_ds_workspace_selection(const fpk_ds_workspace *ws, const int32_t **idx, const int32_t **nsel, int *kcap);
 
+/* How fpk_ds_decode would run the scores and the top-k selection of p on ws: the cluster size of the fused
+ * score + select kernel (sm_90 and later: one thread-block cluster per unit, the scores kept in shared memory),
+ * or 0 for the split path (score, filter and resolve kernels; GPUs before sm_90, L_max over 131072, or the
+ * environment variable FPK_DS_SELECT=split). Both give the same selection. */
+int fpk_ds_decode_fused(const fpk_ds_decode_params *p, const fpk_ds_workspace *ws);
+
 /* Self-check of the selection: how many unit selections since the workspace was made (or since the last call)
  * took a number of tokens other than k_b (0 unless a kernel is wrong; the output is still bounded by k_b).
  * Synchronizes with the device and resets the count. 0 or FPK_EGPU. */

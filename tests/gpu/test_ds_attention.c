@@ -129,6 +129,13 @@ static void run_case(const tcase *t)
 	CU(cudaMalloc((void **)&dout, sizeof(float) * nq));
 	fpk_ds_decode_params gp = {s, dc, dq, dk, dv, dlens, dlab, t->fmt ? dsca : NULL, t->sph, t->topk, t->topk_div,
 				   t->dense_below, dout, 0};
+	/* the path the call takes: on sm_90 and later the fused cluster kernel unless FPK_DS_SELECT=split */
+	int fused = fpk_ds_decode_fused(&gp, ws), cc = 0, dev = 0;
+	CU(cudaGetDevice(&dev));
+	CU(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev));
+	const char *mode = getenv("FPK_DS_SELECT");
+	int want_fused = !(mode && !strcmp(mode, "split")) && cc >= 9 && L <= 131072;
+	CHECK(want_fused ? fused >= 1 && fused <= 16 : fused == 0);
 	for (int rep = 0; rep < 2; rep++) {
 		CU(cudaMemset(dout, 0xFF, sizeof(float) * nq)); /* NaN */
 		CHECK_OK(fpk_ds_decode(&gp, ws, NULL));
@@ -189,8 +196,11 @@ static void run_case(const tcase *t)
 	int nds = 0;
 	for (int u = 0; u < U; u++)
 		nds += nsel[u] > 0;
-	fprintf(stderr, "  B%d H%d Hkv%d d%d L%d r%d fmt%d phl%d sph%d %s ties%d: %d/%d units sparse, err %.2e dense err %.2e\n",
-		B, H, Hkv, d, L, r, t->fmt, t->phl, t->sph, dt == FPK_BF16 ? "bf16" : "f16", t->ties, nds, U, e, ed);
+	fprintf(stderr, "  B%d H%d Hkv%d d%d L%d r%d fmt%d phl%d sph%d %s ties%d: %d/%d units sparse (%s), err %.2e dense err "
+		"%.2e\n", B, H, Hkv, d, L, r, t->fmt, t->phl, t->sph, dt == FPK_BF16 ? "bf16" : "f16", t->ties, nds, U,
+		fused ? "fused" : "split", e, ed);
+	if (fused)
+		fprintf(stderr, "    fused score + select: clusters of %d blocks\n", fused);
 
 	fpk_ds_workspace_free(ws);
 	cudaFree(dq), cudaFree(dk), cudaFree(dv), cudaFree(dlens), cudaFree(dch), cudaFree(dlab), cudaFree(dsca);
@@ -221,6 +231,10 @@ static const tcase cases[] = {
 	/* 256 units of 24K tokens: the score kernel's chunks exceed 4096 tokens, so the filter runs on its own,
 	 * smaller chunks (on a GPU with up to ~200 SMs) */
 	{4, 64, 64, 8, 24576, 4, FPK_DS_LABEL_16, 0, 0, FPK_F16, 0, 16, 0, 0},
+	/* the fused path's largest blocks: one unit of 131072 tokens, clusters of 16 blocks of 8192 keys */
+	{1, 4, 1, 64, 131072, 8, FPK_DS_LABEL_16, 0, 0, FPK_F16, 0, 16, 0, 0},
+	/* past the fused path's reach (L_max over 16 x 8192): the split path on every GPU; ties over many blocks */
+	{1, 2, 1, 32, 140000, 2, FPK_DS_LABEL_Q8, 0, 0, FPK_F16, 0, 16, 0, 1},
 };
 
 int main(int argc, char **argv)
@@ -232,12 +246,20 @@ int main(int argc, char **argv)
 	fpk_ds_workspace *ws = NULL;
 	CHECK_ERR(fpk_ds_workspace_new(&big, 16, &ws), FPK_EUSAGE, "at most 65535");
 	CHECK(ws == NULL);
-	for (int i = 0; i < n; i++) {
-		if (quick && i != 1 && i != 6 && i != 14)
-			continue;
-		int before = fpk_test_failures;
-		run_case(&cases[i]);
-		fprintf(stderr, "%s case %d\n", fpk_test_failures == before ? "ok  " : "FAIL", i);
+	/* every case on both selection paths (the fused one needs sm_90; elsewhere both runs take the split path) */
+	static const char *const modes[2] = {"split", "auto"};
+	for (int mo = 0; mo < 2; mo++) {
+		if (mo == 0)
+			setenv("FPK_DS_SELECT", modes[0], 1);
+		else
+			unsetenv("FPK_DS_SELECT");
+		for (int i = 0; i < n; i++) {
+			if (quick && i != 1 && i != 6 && i != 14 && i != 16)
+				continue;
+			int before = fpk_test_failures;
+			run_case(&cases[i]);
+			fprintf(stderr, "%s case %d (%s)\n", fpk_test_failures == before ? "ok  " : "FAIL", i, modes[mo]);
+		}
 	}
 	TEST_EXIT();
 }
