@@ -644,7 +644,11 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
  * list. Block histograms are summed through distributed shared memory: block c adds up the slice of bins it owns
  * over the cluster, then every block reads the slices and scans them (each block finds the same digit). The same
  * scores (ldot, the C twin's fmaf order) and the same rule as the split path: the selections are identical. */
-enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB = 4096, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8 };
+enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB = 4096, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8, CS_CAP = 2048 };
+
+/* dynamic shared memory of the fused kernel: keys (tpb), the selection and tie bitmaps of the unit (cl * tpb bits
+ * each) and the gathered candidates of bin b* (CS_CAP keys and tokens) */
+static inline size_t cs_smem(int cl, int tpb) { return ((size_t)tpb + 2 * ((size_t)cl * tpb / 32) + 2 * CS_CAP) * 4; }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 /* one radix pass over the cluster: the digit (nbits at shift) holding the need-th largest key among the keys
@@ -667,9 +671,13 @@ __device__ void cs_pass(cg::cluster_group &cl, const uint32_t *keys, int n, uint
 	cl.sync(); /* every block's histogram complete */
 	const int S = nb / CL; /* bins [rank*S, rank*S + S) are this block's to sum */
 	for (int i = tid; i < S; i += CS_THREADS) {
-		uint32_t s = 0;
-		for (int r = 0; r < CL; r++)
-			s += cl.map_shared_rank(hist, r)[rank * S + i];
+		uint32_t v[CS_CL_MAX], s = 0; /* all loads in flight at once: each is a round trip to another SM */
+#pragma unroll
+		for (int r = 0; r < CS_CL_MAX; r++)
+			v[r] = r < CL ? cl.map_shared_rank(hist, r)[rank * S + i] : 0u;
+#pragma unroll
+		for (int r = 0; r < CS_CL_MAX; r++)
+			s += v[r];
 		tot[i] = s;
 	}
 	cl.sync(); /* every slice summed */
@@ -703,11 +711,57 @@ __device__ void cs_pass(cg::cluster_group &cl, const uint32_t *keys, int n, uint
 	*need = sc[33];
 	__syncthreads();
 }
+/* the same pass over a list in this block's shared memory (rank 0's gathered candidates) */
+__device__ void cs_local_pass(const uint32_t *ck, int n, uint32_t prefix, int pshift, int shift, int nbits, int *need,
+			      uint32_t *digit, uint32_t *hist, int *sc)
+{
+	const int nb = 1 << nbits, tid = threadIdx.x;
+	const uint32_t dmask = (uint32_t)nb - 1u;
+	for (int i = tid; i < nb; i += CS_THREADS)
+		hist[i] = 0;
+	__syncthreads();
+	for (int i = tid; i < n; i += CS_THREADS) {
+		uint32_t k = ck[i];
+		if ((k >> pshift) == prefix)
+			atomicAdd(&hist[(k >> shift) & dmask], 1u);
+	}
+	__syncthreads();
+	const int R = nb / CS_THREADS;
+	int c[CS_BINS / CS_THREADS], sum = 0;
+#pragma unroll
+	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
+		c[i] = i < R ? (int)hist[nb - 1 - R * tid - i] : 0;
+		sum += c[i];
+	}
+	int total;
+	int before = block_scan(sum, &total, sc);
+	const int nd = *need;
+	if (tid == 0) {
+		sc[32] = 0;
+		sc[33] = nd;
+	}
+	__syncthreads();
+#pragma unroll
+	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
+		if (i < R && before < nd && nd <= before + c[i]) {
+			sc[32] = nb - 1 - R * tid - i;
+			sc[33] = nd - before;
+		}
+		before += c[i];
+	}
+	__syncthreads();
+	*digit = (uint32_t)sc[32];
+	*need = sc[33];
+	__syncthreads();
+}
+
+__device__ __forceinline__ void cl_arrive(void) { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
+__device__ __forceinline__ void cl_wait(void) { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
 #endif
 
 template <int FMT, int VW>
 #ifndef FPK_CS_MINB /* experiment knob (run 29) */
-#define FPK_CS_MINB 1
+#define FPK_CS_MINB 3
 #endif
 __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const uint16_t *__restrict__ q, const int32_t *__restrict__ lens,
 						       const int32_t *__restrict__ ch, const uint8_t *__restrict__ labels,
@@ -715,13 +769,13 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 						       int32_t *__restrict__ nsel, unsigned *__restrict__ fault, int H,
 						       int Hkv, int LH, int d, int Lmax, int r, int rb, int sel_per_head,
 						       int per_head_labels, int bf16, int tpb, int kcap, int topk,
-						       int topk_div, int dense_below)
+						       int topk_div, int dense_below, int dbg)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-	extern __shared__ uint32_t keys[]; /* tpb */
+	extern __shared__ uint32_t keys[]; /* tpb keys, then (rank 0) bitmaps and candidates: cs_smem */
 	__shared__ float qs[256];
 	__shared__ uint32_t hist[CS_BINS], tot[CS_BINS];
-	__shared__ int sc[40], cnt[2];
+	__shared__ int sc[40], cnt[2], ctl[4];
 	cg::cluster_group cl = cg::this_cluster();
 	const int tid = threadIdx.x, rank = (int)cl.block_rank(), CL = (int)cl.num_blocks();
 	const int u = blockIdx.y, G = H / Hkv, per = sel_per_head ? H : Hkv;
@@ -743,9 +797,19 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 			acc += u16_to_f(q[((size_t)b * H + h) * d + c], bf16);
 		qs[j] = acc;
 	}
+	const int nbw = CL * tpb / 32; /* words of each bitmap (tpb is a multiple of 32) */
+	uint32_t *selb = keys + tpb, *tieb = selb + nbw, *ckey = tieb + nbw;
+	int32_t *cidx = reinterpret_cast<int32_t *>(ckey + CS_CAP);
 	for (int i = tid; i < CS_BINS; i += CS_THREADS)
-		hist[i] = 0;
+		hist[i] = 0, tot[i] = 0; /* tot: rank 0 sums the cluster's histogram into it */
+	if (rank == 0) {
+		for (int i = tid; i < nbw; i += CS_THREADS)
+			tieb[i] = 0;
+		if (tid == 0)
+			ctl[2] = 0;
+	}
 	__syncthreads();
+	cl_arrive(); /* rank 0's zeroed sums are ready before any block adds into them (waited for after scoring) */
 	const size_t lbase = ((size_t)b * LH + lh) * Lmax;
 	for (int tb = t0 + tid; tb < t1; tb += SCORE_TOK * CS_THREADS) {
 		float acc[SCORE_TOK];
@@ -783,15 +847,149 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 	/* the labels are read: the attention's blocks may be scheduled (they wait for this grid to finish) */
 	fpk_pdl_trigger();
 	__syncthreads();
+	if (dbg == 1) {
+		cl_wait();
+		cl.sync();
+		return;
+	}
 
-	/* exact k-th key T and the number m of ties at T to take */
+	/* exchange 1: every block adds its histogram into rank 0's sums; rank 0 finds the bin b* of the k-th key and
+	 * sends b*, the count above it and the count in it to every block */
+	cl_wait();
+	uint32_t *tot0 = cl.map_shared_rank(tot, 0);
+	for (int i = tid; i < CS_BINS; i += CS_THREADS)
+		if (hist[i])
+			atomicAdd(tot0 + i, hist[i]);
+	cl.sync();
+	if (rank == 0) {
+		int c[CS_BINS / CS_THREADS], sum = 0;
+#pragma unroll
+		for (int i = 0; i < CS_BINS / CS_THREADS; i++)
+			sum += (c[i] = (int)tot[CS_BINS - 1 - (CS_BINS / CS_THREADS) * tid - i]);
+		int total;
+		int before = block_scan(sum, &total, sc);
+		if (tid == 0)
+			sc[34] = 0, sc[35] = 0, sc[36] = 0;
+		__syncthreads();
+#pragma unroll
+		for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
+			if (before < kb && kb <= before + c[i])
+				sc[34] = CS_BINS - 1 - (CS_BINS / CS_THREADS) * tid - i, sc[35] = before, sc[36] = c[i];
+			before += c[i];
+		}
+		__syncthreads();
+		if (tid < CL) {
+			int *cr = cl.map_shared_rank(ctl, tid);
+			cr[0] = sc[34], cr[1] = sc[35], cr[3] = sc[36];
+		}
+	}
+	cl.sync();
+	const uint32_t bstar = (uint32_t)ctl[0];
+	const int above = ctl[1], inbin = ctl[3];
+	if (inbin <= CS_CAP && dbg != 4) {
+		/* exchange 2: every block writes the selection bitmap words of its tokens above bin b* (one warp owns
+		 * each 32-token word) and gathers its bin-b* keys and tokens into rank 0's candidate list */
+		uint32_t *selb0 = cl.map_shared_rank(selb, 0);
+		uint32_t *ck0 = cl.map_shared_rank(ckey, 0);
+		int32_t *ci0 = cl.map_shared_rank(cidx, 0);
+		int mine = 0;
+		for (int i = tid; i < n; i += CS_THREADS)
+			mine += (keys[i] >> 21) == bstar;
+		int mtot;
+		int moff = block_scan(mine, &mtot, sc);
+		if (tid == 0)
+			sc[37] = mtot ? atomicAdd(cl.map_shared_rank(&ctl[2], 0), mtot) : 0;
+		__syncthreads();
+		moff += sc[37];
+		const int lane = tid & 31;
+		for (int i = tid - lane; i < tpb; i += CS_THREADS) { /* the warp's word: tokens t0 + i .. + 31 */
+			int j = i + lane;
+			uint32_t k = j < n ? keys[j] : 0u, bin = k >> 21;
+			unsigned hi = __ballot_sync(0xffffffffu, j < n && bin > bstar);
+			if (lane == 0)
+				selb0[(t0 + i) >> 5] = hi;
+			if (j < n && bin == bstar) {
+				ck0[moff] = k;
+				ci0[moff] = t0 + j;
+				moff++;
+			}
+		}
+		cl.sync(); /* the last exchange: the other blocks are done */
+		if (rank != 0)
+			return;
+		/* rank 0: the exact k-th key T among the candidates, the ties at T to take (lowest tokens first) */
+		int need = kb - above;
+		uint32_t e1, e0;
+		cs_local_pass(ckey, inbin, bstar, 21, 10, 11, &need, &e1, hist, sc);
+		cs_local_pass(ckey, inbin, (bstar << 11) | e1, 10, 0, 10, &need, &e0, hist, sc);
+		const uint32_t T = (bstar << 21) | (e1 << 10) | e0;
+		const int m = need;
+		for (int i = tid; i < inbin; i += CS_THREADS) {
+			uint32_t k = ckey[i];
+			int t = cidx[i];
+			if (k > T)
+				atomicOr(&selb[t >> 5], 1u << (t & 31));
+			else if (k == T)
+				atomicOr(&tieb[t >> 5], 1u << (t & 31));
+		}
+		__syncthreads();
+		/* thread t owns words [t*W, t*W + W): the first m tie bits join the selection; then the ordered output */
+		const int W = (nbw + CS_THREADS - 1) / CS_THREADS, w0 = tid * W, w1 = min(nbw, w0 + W);
+		int tc = 0;
+		for (int x = w0; x < w1; x++)
+			tc += __popc(tieb[x]);
+		int ttot;
+		int tb4 = block_scan(tc, &ttot, sc);
+		for (int x = w0; x < w1; x++) {
+			uint32_t tw = tieb[x];
+			while (tw) {
+				uint32_t bit = tw & (0u - tw);
+				if (tb4 < m)
+					selb[x] |= bit;
+				tb4++;
+				tw ^= bit;
+			}
+		}
+		int sc2 = 0;
+		for (int x = w0; x < w1; x++)
+			sc2 += __popc(selb[x]);
+		int stot;
+		int pos = block_scan(sc2, &stot, sc);
+		int32_t *out = idx + (size_t)u * kcap;
+		for (int x = w0; x < w1; x++) {
+			uint32_t sw = selb[x];
+			while (sw) {
+				int bit = __ffs(sw) - 1;
+				if (pos < kb)
+					out[pos] = x * 32 + bit;
+				pos++;
+				sw &= sw - 1;
+			}
+		}
+		if (tid == 0) {
+			nsel[u] = stot < kb ? stot : kb;
+			if (stot != kb)
+				atomicAdd(fault, 1u);
+		}
+		return;
+	}
+
+	/* bin b* holds more than CS_CAP keys (many ties): three cluster-wide radix passes instead */
 	int need = kb;
 	uint32_t d2, d1, d0;
 	cs_pass(cl, keys, n, 0u, 32, 21, 11, true, &need, &d2, hist, tot, sc);
+	if (dbg == 2) {
+		cl.sync();
+		return;
+	}
 	cs_pass(cl, keys, n, d2, 21, 10, 11, false, &need, &d1, hist, tot, sc);
 	cs_pass(cl, keys, n, (d2 << 11) | d1, 10, 0, 10, false, &need, &d0, hist, tot, sc);
 	const uint32_t T = (d2 << 21) | (d1 << 10) | d0;
 	const int m = need;
+	if (dbg == 3) {
+		cl.sync();
+		return;
+	}
 
 	/* this block's counts above T and at T; the offsets of its output and of its ties from the lower ranks */
 	int gt = 0, eq = 0;
@@ -874,7 +1072,7 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 #else
 	(void)q, (void)lens, (void)ch, (void)labels, (void)scales, (void)idx, (void)nsel, (void)fault;
 	(void)H, (void)Hkv, (void)LH, (void)d, (void)Lmax, (void)r, (void)rb, (void)sel_per_head;
-	(void)per_head_labels, (void)bf16, (void)tpb, (void)kcap, (void)topk, (void)topk_div, (void)dense_below;
+	(void)per_head_labels, (void)bf16, (void)tpb, (void)kcap, (void)topk, (void)topk_div, (void)dense_below, (void)dbg;
 	__trap();
 #endif
 }
@@ -1176,7 +1374,7 @@ static int gpu_check_shape(const fpk_ds_shape *s)
 }
 
 typedef void (*cs_fn)(const uint16_t *, const int32_t *, const int32_t *, const uint8_t *, const uint16_t *, int32_t *,
-		      int32_t *, unsigned *, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int);
+		      int32_t *, unsigned *, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int);
 
 template <int FMT> static cs_fn cs_pick(int vw)
 {
@@ -1197,15 +1395,16 @@ static int cs_setup(fpk_ds_workspace *ws)
 	for (int i = 0; i < 3; i++)
 		for (int j = 0; j < 3; j++) {
 			cs_fn fn = cs_kernel(fmts[i], vws[j]);
-			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, CS_TPB_MAX * 4));
+			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+						    (int)cs_smem(CS_CL_MAX, CS_TPB_MAX)));
 			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
 		}
-	int tpb = ((ws->shape.max_len + CS_CL_MAX - 1) / CS_CL_MAX + 15) & ~15, ncl = 0;
+	int tpb = ((ws->shape.max_len + CS_CL_MAX - 1) / CS_CL_MAX + 31) & ~31, ncl = 0;
 	cudaLaunchConfig_t cfg = {};
 	cudaLaunchAttribute at[1];
 	cfg.gridDim = dim3(CS_CL_MAX, 1);
 	cfg.blockDim = dim3(CS_THREADS);
-	cfg.dynamicSmemBytes = (size_t)(tpb < CS_TPB_MAX ? tpb : CS_TPB_MAX) * 4;
+	cfg.dynamicSmemBytes = cs_smem(CS_CL_MAX, tpb < CS_TPB_MAX ? tpb : CS_TPB_MAX);
 	at[0].id = cudaLaunchAttributeClusterDimension;
 	at[0].val.clusterDim.x = CS_CL_MAX;
 	at[0].val.clusterDim.y = 1;
@@ -1235,7 +1434,7 @@ static int cs_plan(const fpk_ds_shape *s, const fpk_ds_workspace *ws, int U, int
 		cl *= 2;
 	if (cl == CS_CL_MAX && !ws->cs16)
 		cl /= 2;
-	*tpb = ((s->max_len + cl - 1) / cl + 15) & ~15;
+	*tpb = ((s->max_len + cl - 1) / cl + 31) & ~31;
 	return *tpb <= CS_TPB_MAX ? cl : 0;
 }
 
@@ -1247,7 +1446,7 @@ static int launch_scsel(int cl, int tpb, int U, int vw, cudaStream_t st, const f
 	cudaLaunchAttribute at[1];
 	cfg.gridDim = dim3(cl, U);
 	cfg.blockDim = dim3(CS_THREADS);
-	cfg.dynamicSmemBytes = (size_t)tpb * 4;
+	cfg.dynamicSmemBytes = cs_smem(cl, tpb);
 	cfg.stream = st;
 	at[0].id = cudaLaunchAttributeClusterDimension;
 	at[0].val.clusterDim.x = cl;
@@ -1259,7 +1458,7 @@ static int launch_scsel(int cl, int tpb, int U, int vw, cudaStream_t st, const f
 				  (const uint8_t *)p->labels, (const uint16_t *)p->scales, ws->idx, ws->nsel, ws->fault,
 				  s->heads, s->kv_heads, LH, s->head_dim, s->max_len, p->cfg.r, rb, p->sel_per_head,
 				  p->cfg.per_head_labels, (int)(s->kv_dtype == FPK_BF16), tpb, ws->kcap, p->topk, p->topk_div,
-				  p->dense_below));
+				  p->dense_below, getenv("FPK_DS_CS_DBG") ? atoi(getenv("FPK_DS_CS_DBG")) : 0));
 	return 0;
 }
 
