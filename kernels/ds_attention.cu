@@ -51,7 +51,7 @@ struct fpk_ds_workspace {
 	fpk_ds_shape shape;
 	int kcap, lcap, sms;
 	int cc_major;      /* the device's compute capability (the fused score + select needs 9 or later) */
-	int cs16;          /* clusters of 16 blocks can be resident (the fused path's largest cluster) */
+	int csfit[5];      /* clusters of 1, 2, 4, 8, 16 blocks of the fused kernel that can be resident at once */
 	float *scores;     /* (B*H, lcap) */
 	uint32_t *hist;    /* (B*H, 4096), zero between calls */
 	uint32_t *ckey;    /* (B*H, lcap) candidate keys */
@@ -644,7 +644,7 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
  * list. Block histograms are summed through distributed shared memory: block c adds up the slice of bins it owns
  * over the cluster, then every block reads the slices and scans them (each block finds the same digit). The same
  * scores (ldot, the C twin's fmaf order) and the same rule as the split path: the selections are identical. */
-enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB = 4096, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8, CS_CAP = 2048 };
+enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB = 4096, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8, CS_CAP = 2048, CS_MINB = 3 };
 
 /* dynamic shared memory of the fused kernel: keys (tpb), the selection and tie bitmaps of the unit (cl * tpb bits
  * each) and the gathered candidates of bin b* (CS_CAP keys and tokens) */
@@ -760,16 +760,13 @@ __device__ __forceinline__ void cl_wait(void) { asm volatile("barrier.cluster.wa
 #endif
 
 template <int FMT, int VW>
-#ifndef FPK_CS_MINB /* experiment knob (run 29) */
-#define FPK_CS_MINB 3
-#endif
-__global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const uint16_t *__restrict__ q, const int32_t *__restrict__ lens,
+__global__ void __launch_bounds__(CS_THREADS, CS_MINB) ds_scsel_kernel(const uint16_t *__restrict__ q, const int32_t *__restrict__ lens,
 						       const int32_t *__restrict__ ch, const uint8_t *__restrict__ labels,
 						       const uint16_t *__restrict__ scales, int32_t *__restrict__ idx,
 						       int32_t *__restrict__ nsel, unsigned *__restrict__ fault, int H,
 						       int Hkv, int LH, int d, int Lmax, int r, int rb, int sel_per_head,
 						       int per_head_labels, int bf16, int tpb, int kcap, int topk,
-						       int topk_div, int dense_below, int dbg)
+						       int topk_div, int dense_below)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	extern __shared__ uint32_t keys[]; /* tpb keys, then (rank 0) bitmaps and candidates: cs_smem */
@@ -847,12 +844,6 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 	/* the labels are read: the attention's blocks may be scheduled (they wait for this grid to finish) */
 	fpk_pdl_trigger();
 	__syncthreads();
-	if (dbg == 1) {
-		cl_wait();
-		cl.sync();
-		return;
-	}
-
 	/* exchange 1: every block adds its histogram into rank 0's sums; rank 0 finds the bin b* of the k-th key and
 	 * sends b*, the count above it and the count in it to every block */
 	cl_wait();
@@ -886,7 +877,7 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 	cl.sync();
 	const uint32_t bstar = (uint32_t)ctl[0];
 	const int above = ctl[1], inbin = ctl[3];
-	if (inbin <= CS_CAP && dbg != 4) {
+	if (inbin <= CS_CAP) {
 		/* exchange 2: every block writes the selection bitmap words of its tokens above bin b* (one warp owns
 		 * each 32-token word) and gathers its bin-b* keys and tokens into rank 0's candidate list */
 		uint32_t *selb0 = cl.map_shared_rank(selb, 0);
@@ -978,18 +969,10 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 	int need = kb;
 	uint32_t d2, d1, d0;
 	cs_pass(cl, keys, n, 0u, 32, 21, 11, true, &need, &d2, hist, tot, sc);
-	if (dbg == 2) {
-		cl.sync();
-		return;
-	}
 	cs_pass(cl, keys, n, d2, 21, 10, 11, false, &need, &d1, hist, tot, sc);
 	cs_pass(cl, keys, n, (d2 << 11) | d1, 10, 0, 10, false, &need, &d0, hist, tot, sc);
 	const uint32_t T = (d2 << 21) | (d1 << 10) | d0;
 	const int m = need;
-	if (dbg == 3) {
-		cl.sync();
-		return;
-	}
 
 	/* this block's counts above T and at T; the offsets of its output and of its ties from the lower ranks */
 	int gt = 0, eq = 0;
@@ -1072,7 +1055,7 @@ __global__ void __launch_bounds__(CS_THREADS, FPK_CS_MINB) ds_scsel_kernel(const
 #else
 	(void)q, (void)lens, (void)ch, (void)labels, (void)scales, (void)idx, (void)nsel, (void)fault;
 	(void)H, (void)Hkv, (void)LH, (void)d, (void)Lmax, (void)r, (void)rb, (void)sel_per_head;
-	(void)per_head_labels, (void)bf16, (void)tpb, (void)kcap, (void)topk, (void)topk_div, (void)dense_below, (void)dbg;
+	(void)per_head_labels, (void)bf16, (void)tpb, (void)kcap, (void)topk, (void)topk_div, (void)dense_below;
 	__trap();
 #endif
 }
@@ -1374,7 +1357,7 @@ static int gpu_check_shape(const fpk_ds_shape *s)
 }
 
 typedef void (*cs_fn)(const uint16_t *, const int32_t *, const int32_t *, const uint8_t *, const uint16_t *, int32_t *,
-		      int32_t *, unsigned *, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int);
+		      int32_t *, unsigned *, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int);
 
 template <int FMT> static cs_fn cs_pick(int vw)
 {
@@ -1387,8 +1370,8 @@ static cs_fn cs_kernel(int fmt, int vw)
 				      : fmt == FPK_DS_LABEL_Q8 ? cs_pick<FPK_DS_LABEL_Q8>(vw) : cs_pick<FPK_DS_LABEL_Q4>(vw);
 }
 
-/* sm_90: the fused kernels may take CS_TPB_MAX keys of dynamic shared memory and clusters of 16 blocks; whether a
- * cluster of 16 with this workspace's keys per block can be resident is asked once (cs16) */
+/* sm_90: the fused kernels may take the shared memory of CS_TPB_MAX keys and clusters of 16 blocks; how many
+ * clusters of each size (with this workspace's keys per block) can be resident at once is asked once (csfit) */
 static int cs_setup(fpk_ds_workspace *ws)
 {
 	const int fmts[3] = {FPK_DS_LABEL_16, FPK_DS_LABEL_Q8, FPK_DS_LABEL_Q4}, vws[3] = {16, 8, 4};
@@ -1399,43 +1382,51 @@ static int cs_setup(fpk_ds_workspace *ws)
 						    (int)cs_smem(CS_CL_MAX, CS_TPB_MAX)));
 			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
 		}
-	int tpb = ((ws->shape.max_len + CS_CL_MAX - 1) / CS_CL_MAX + 31) & ~31, ncl = 0;
-	cudaLaunchConfig_t cfg = {};
-	cudaLaunchAttribute at[1];
-	cfg.gridDim = dim3(CS_CL_MAX, 1);
-	cfg.blockDim = dim3(CS_THREADS);
-	cfg.dynamicSmemBytes = cs_smem(CS_CL_MAX, tpb < CS_TPB_MAX ? tpb : CS_TPB_MAX);
-	at[0].id = cudaLaunchAttributeClusterDimension;
-	at[0].val.clusterDim.x = CS_CL_MAX;
-	at[0].val.clusterDim.y = 1;
-	at[0].val.clusterDim.z = 1;
-	cfg.attrs = at;
-	cfg.numAttrs = 1;
-	ws->cs16 = cudaOccupancyMaxActiveClusters(&ncl, cs_kernel(FPK_DS_LABEL_16, 16), &cfg) == cudaSuccess && ncl > 0;
-	(void)cudaGetLastError(); /* a refusal is an answer, not an error */
+	for (int i = 0, cl = 1; i < 5; i++, cl *= 2) {
+		int tpb = ((ws->shape.max_len + cl - 1) / cl + 31) & ~31, ncl = 0;
+		ws->csfit[i] = 0;
+		if (tpb > CS_TPB_MAX)
+			continue;
+		cudaLaunchConfig_t cfg = {};
+		cudaLaunchAttribute at[1];
+		cfg.gridDim = dim3(cl, 1);
+		cfg.blockDim = dim3(CS_THREADS);
+		cfg.dynamicSmemBytes = cs_smem(cl, tpb);
+		at[0].id = cudaLaunchAttributeClusterDimension;
+		at[0].val.clusterDim.x = cl;
+		at[0].val.clusterDim.y = 1;
+		at[0].val.clusterDim.z = 1;
+		cfg.attrs = at;
+		cfg.numAttrs = 1;
+		if (cudaOccupancyMaxActiveClusters(&ncl, cs_kernel(FPK_DS_LABEL_16, 16), &cfg) == cudaSuccess)
+			ws->csfit[i] = ncl;
+		(void)cudaGetLastError(); /* a refusal is an answer (0 clusters), not an error */
+	}
 	return 0;
 }
 
-/* the fused score + select plan for U units: the cluster size (0: the split path) and the keys per block. The
- * smallest power-of-two cluster whose blocks hold at most CS_TPB keys, doubled while the clusters do not fill
- * the GPU twice over (and blocks keep >= 1024 keys). FPK_DS_SELECT=split forces the split path. */
+/* the fused score + select plan for U units: the cluster size (0: the split path) and the keys per block.
+ * Each cluster-wide exchange of the fused kernel waits microseconds under the full memory load of the scoring, and
+ * a block holds its SM slot (its keys) while it waits: with more clusters than can be resident at once the waits
+ * add up wave after wave, and the split path is faster (docs/BENCHMARKS.md, runs 29-32). So: the smallest
+ * power-of-two cluster whose blocks hold at most CS_TPB_MAX keys; the fused path only if all U clusters are
+ * resident at once; then the cluster doubled while that still holds and blocks keep >= 1024 keys.
+ * FPK_DS_SELECT=split forces the split path, FPK_DS_SELECT=fused the fused one whenever the keys fit. */
 static int cs_plan(const fpk_ds_shape *s, const fpk_ds_workspace *ws, int U, int *tpb)
 {
 	const char *e = getenv("FPK_DS_SELECT");
+	const int force = e && !strcmp(e, "fused");
 	if (ws->cc_major < 9 || (e && !strcmp(e, "split")))
 		return 0;
-	int cl = 1, tgt = CS_TPB;
-	const char *tv = getenv("FPK_DS_CS_TPB"); /* experiment knob (run 29) */
-	if (tv && atoi(tv) >= 256)
-		tgt = atoi(tv);
-	while (cl < CS_CL_MAX && (s->max_len + cl - 1) / cl > tgt)
-		cl *= 2;
-	while (cl < CS_CL_MAX && (long long)U * cl < 2LL * ws->sms && s->max_len / (2 * cl) >= 1024)
-		cl *= 2;
-	if (cl == CS_CL_MAX && !ws->cs16)
-		cl /= 2;
-	*tpb = ((s->max_len + cl - 1) / cl + 31) & ~31;
-	return *tpb <= CS_TPB_MAX ? cl : 0;
+	int i = 0;
+	while (i < 4 && (s->max_len + (1 << i) - 1) >> i > CS_TPB_MAX)
+		i++;
+	if ((s->max_len + (1 << i) - 1) >> i > CS_TPB_MAX || ws->csfit[i] < 1 || (!force && U > ws->csfit[i]))
+		return 0;
+	while (i < 4 && s->max_len >> (i + 1) >= 1024 && ws->csfit[i + 1] >= 1 && (force || U <= ws->csfit[i + 1]))
+		i++;
+	*tpb = ((s->max_len + (1 << i) - 1) / (1 << i) + 31) & ~31;
+	return 1 << i;
 }
 
 static int launch_scsel(int cl, int tpb, int U, int vw, cudaStream_t st, const fpk_ds_decode_params *p,
@@ -1458,7 +1449,7 @@ static int launch_scsel(int cl, int tpb, int U, int vw, cudaStream_t st, const f
 				  (const uint8_t *)p->labels, (const uint16_t *)p->scales, ws->idx, ws->nsel, ws->fault,
 				  s->heads, s->kv_heads, LH, s->head_dim, s->max_len, p->cfg.r, rb, p->sel_per_head,
 				  p->cfg.per_head_labels, (int)(s->kv_dtype == FPK_BF16), tpb, ws->kcap, p->topk, p->topk_div,
-				  p->dense_below, getenv("FPK_DS_CS_DBG") ? atoi(getenv("FPK_DS_CS_DBG")) : 0));
+				  p->dense_below));
 	return 0;
 }
 

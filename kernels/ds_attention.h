@@ -102,9 +102,11 @@ int fpk_ds_dense_decode(const fpk_ds_dense_params *p, fpk_ds_workspace *ws, void
 void fpk_ds_workspace_selection(const fpk_ds_workspace *ws, const int32_t **idx, const int32_t **nsel, int *kcap);
 
 /* How fpk_ds_decode would run the scores and the top-k selection of p on ws: the cluster size of the fused
- * score + select kernel (sm_90 and later: one thread-block cluster per unit, the scores kept in shared memory),
- * or 0 for the split path (score, filter and resolve kernels; GPUs before sm_90, L_max over 131072, or the
- * environment variable FPK_DS_SELECT=split). Both give the same selection. */
+ * score + select kernel (sm_90 and later: one thread-block cluster per unit, the scores kept in shared memory;
+ * taken when all the units' clusters can be resident at once, i.e. short contexts or few sequences), or 0 for the
+ * split path (score, filter and resolve kernels). The environment variable FPK_DS_SELECT=split forces the split
+ * path, FPK_DS_SELECT=fused the fused one wherever it fits (L_max up to 131072, sm_90). Both give the same
+ * selection. */
 int fpk_ds_decode_fused(const fpk_ds_decode_params *p, const fpk_ds_workspace *ws);
 
 /* Self-check of the selection: how many unit selections since the workspace was made (or since the last call)

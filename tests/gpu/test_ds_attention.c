@@ -134,8 +134,10 @@ static void run_case(const tcase *t)
 	CU(cudaGetDevice(&dev));
 	CU(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev));
 	const char *mode = getenv("FPK_DS_SELECT");
-	int want_fused = !(mode && !strcmp(mode, "split")) && cc >= 9 && L <= 131072;
-	CHECK(want_fused ? fused >= 1 && fused <= 16 : fused == 0);
+	if (mode && !strcmp(mode, "split"))
+		CHECK(fused == 0);
+	else if (mode && !strcmp(mode, "fused"))
+		CHECK(cc >= 9 && L <= 131072 ? fused >= 1 && fused <= 16 : fused == 0);
 	for (int rep = 0; rep < 2; rep++) {
 		CU(cudaMemset(dout, 0xFF, sizeof(float) * nq)); /* NaN */
 		CHECK_OK(fpk_ds_decode(&gp, ws, NULL));
@@ -246,11 +248,12 @@ int main(int argc, char **argv)
 	fpk_ds_workspace *ws = NULL;
 	CHECK_ERR(fpk_ds_workspace_new(&big, 16, &ws), FPK_EUSAGE, "at most 65535");
 	CHECK(ws == NULL);
-	/* every case on both selection paths (the fused one needs sm_90; elsewhere both runs take the split path) */
-	static const char *const modes[2] = {"split", "auto"};
-	for (int mo = 0; mo < 2; mo++) {
-		if (mo == 0)
-			setenv("FPK_DS_SELECT", modes[0], 1);
+	/* every case on both selection paths (the fused one needs sm_90; elsewhere both runs take the split path),
+	 * then the default choice */
+	static const char *const modes[3] = {"split", "fused", "auto"};
+	for (int mo = 0; mo < 3; mo++) {
+		if (mo < 2)
+			setenv("FPK_DS_SELECT", modes[mo], 1);
 		else
 			unsetenv("FPK_DS_SELECT");
 		for (int i = 0; i < n; i++) {
