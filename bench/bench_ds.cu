@@ -213,7 +213,8 @@ int main(int argc, char **argv)
 				CU(cudaFree(out));
 				free(hl);
 			}
-	printf("\nstage split of the DS step (us; graph replays of the step cut after each stage, differences):\n");
+	printf("\nstage split of the DS step (us; graph replays of the step cut after each stage, differences; where the fused "
+	       "score + select kernel runs, \"score\" includes the selection and \"select\" is 0):\n");
 	printf("| B | L | Hkv | setting | score | select | attention |\n|---|---|---|---|---|---|---|\n");
 	for (int i = 0; i < nstage; i++)
 		printf("| %d | %dK | %d | %s | %.1f | %.1f | %.1f |\n", stage_log[i].B, stage_log[i].L / 1024, stage_log[i].Hkv,

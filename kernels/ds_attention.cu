@@ -2,7 +2,7 @@
  * top-k, split-KV sparse attention) and the dense flash-decoding kernel it falls back to. Layouts: ds_attention.h.
  * Test: ctest -L gpu (tests/gpu/test_ds_attention.c, against kernels/ds_attention_ref.c); bench: build/bench/bench_ds.
  *
- * One decode step (fpk_ds_decode) is four launches (docs/double-sparsity.md has the details):
+ * One decode step (fpk_ds_decode) is four launches, or two (docs/double-sparsity.md has the details):
  *   1. ds_score:  grid (chunks, U). Scores s[t] = sum_j qs[j] * label[t][j] (fmaf, j ascending: bit-exact with the
  *                 C twin) into ws->scores (U, lcap) and a 4096-bin histogram of the top 12 bits of the
  *                 order-preserving key into ws->hist (U, 4096). The last block of a unit to finish (a per-unit
@@ -14,6 +14,8 @@
  *   4. attention: grid (splits, units); each block runs flash-decoding over its share of the unit's token list
  *                 (the selection, or 0..len-1), for all query heads of one kv head at once (K/V rows read once
  *                 per group); the last block of a unit to finish merges the splits (max-rescaled).
+ * On sm_90, where all units' clusters can be resident at once, launches 1-3 are one (ds_scsel_kernel: one thread-block
+ * cluster per unit, the keys kept in shared memory, two cluster exchanges; see its comment and cs_plan).
  * Launches 2-4 use programmatic dependent launch (griddepcontrol.wait at entry; FPK_DS_PDL=0, or FPK_PDL=0 which
  * turns off every PDL launch of the library, launches them plainly), and so does the dense decode attention.
  */
@@ -637,14 +639,19 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 /* ---- 2+3 fused: scores and exact top-k in one thread-block cluster per unit (sm_90) ----
  *
  * grid (CL, U), cluster (CL, 1, 1), CS_THREADS threads; block rank c of unit u scores tokens [c*tpb, (c+1)*tpb)
- * and keeps their order-preserving keys in its shared memory, so the scores never go to global memory. Three
- * cluster-wide radix passes over the keys (11, 11 and 10 bits; the first histogram is built while scoring) find
- * the exact k-th key T and the number m of ties at T to take; every block then writes its selected tokens
- * (key > T, or key == T among the unit's first m ties by index) in ascending order at its offset in the unit's
- * list. Block histograms are summed through distributed shared memory: block c adds up the slice of bins it owns
- * over the cluster, then every block reads the slices and scans them (each block finds the same digit). The same
- * scores (ldot, the C twin's fmaf order) and the same rule as the split path: the selections are identical. */
-enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB = 4096, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8, CS_CAP = 2048, CS_MINB = 3 };
+ * and keeps their order-preserving keys in its shared memory, so the scores never go to global memory; the first
+ * histogram (top 11 key bits) is built while scoring. Then two exchanges through distributed shared memory:
+ *   1. every block adds its histogram into rank 0's sums; rank 0 finds the bin b* of the k-th key and writes b*,
+ *      the count above it and the count in it into every block;
+ *   2. each warp writes the selection-bitmap word of its 32 tokens (bin > b*) into rank 0, and each block appends
+ *      its bin-b* keys and tokens to rank 0's candidate list.
+ * Rank 0 alone then finds the exact k-th key T and the ties m to take (two local radix passes over the
+ * candidates), adds the keys > T and the first m ties (lowest tokens) to the bitmap and writes the ordered list.
+ * When bin b* holds more than CS_CAP keys (heavy ties) the cluster runs three cluster-wide radix passes over all
+ * keys instead (cs_pass) and every block writes its part of the list at its offset. Each exchange waits
+ * microseconds under the memory load of the scoring, which is why cs_plan takes this path only when all clusters
+ * are resident at once. Same scores (ldot, the C twin's fmaf order) and rule as the split path: same selection. */
+enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8, CS_CAP = 2048, CS_MINB = 3 };
 
 /* dynamic shared memory of the fused kernel: keys (tpb), the selection and tie bitmaps of the unit (cl * tpb bits
  * each) and the gathered candidates of bin b* (CS_CAP keys and tokens) */
