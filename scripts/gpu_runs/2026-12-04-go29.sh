@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# (a record of the call: FPK_DS_CS_TPB, FPK_DS_CS_DBG and the FPK_CS_MINB variant libraries were experiment knobs of
+# commit 1f6133d and its working tree, removed in 9912882; this script does not reproduce on later commits)
 # device run 29 (2026-12-04, fourth session): go28's pending checks (the SpMM chain test's ping-pong phase on main,
 # the no-wait mutant must fail), then the fused score + select kernel (one thread-block cluster per unit, the keys
 # in shared memory): test_ds_attention on both selection paths, one shape (B = 8, L = 32K, Hkv = 32) split vs fused

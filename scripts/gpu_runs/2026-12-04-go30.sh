@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# (a record of the call: FPK_DS_CS_TPB, FPK_DS_CS_DBG and the FPK_CS_MINB variant libraries were experiment knobs of
+# commit 1f6133d and its working tree, removed in 9912882; this script does not reproduce on later commits)
 # device run 30 (2026-12-04, fourth session): why the fused score + select kernel is slow (run 29: 193 us for
 # score + select at B = 8, L = 32K, Hkv = 32 against 88 us split). FPK_DS_CS_DBG=1|2|3 stops the kernel after the
 # scoring, after the first radix pass, after all three (timing only: the selection is then wrong), at 4096 and

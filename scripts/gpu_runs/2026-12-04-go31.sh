@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (a record of the call: FPK_DS_CS_TPB and FPK_DS_CS_DBG were experiment knobs of 8855ba5, removed in 9912882)
 # device run 31 (2026-12-04, fourth session): the fused kernel reworked after run 30 (each cluster-wide exchange
 # costs ~10 us per block under full memory load): two exchanges instead of eight (histograms summed into rank 0,
 # which sends b*; bin-b* candidates gathered into rank 0 with the selection bitmap; rank 0 resolves T and writes
