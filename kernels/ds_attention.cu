@@ -42,7 +42,7 @@ namespace cg = cooperative_groups;
 					     cudaGetErrorString(e_));                                                    \
 	} while (0)
 
-enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = 512, SEL_ITEMS = 8, ATT_THREADS = 128, ATT_UNROLL = 4 };
+enum { HIST_BINS = 4096, NSPLIT_MAX = 128, SEL_THREADS = 512, ATT_THREADS = 128, ATT_UNROLL = 4 };
 /* tuning of the selection path, each value measured against its neighbours with bench_ds (docs/BENCHMARKS.md,
  * "double sparsity", runs 10-17): score blocks per SM the score chunks aim at, tokens per thread and step of the
  * score loop, the filter's largest chunk (one 256 x 16 tile per block), filter blocks per SM asked of the compiler
@@ -145,6 +145,29 @@ __device__ __forceinline__ int block_scan(int v, int *total, int *sh)
 	*total = sh[nw - 1];
 	__syncthreads();
 	return pre;
+}
+
+/* the bin holding the nd-th largest key, from a descending scan over the block: thread t holds the counts c[0..R)
+ * of bins top - R*t - i. Leaves sc[32] = the bin, sc[33] = nd's rank within it, sc[34] = the count above it,
+ * sc[35] = the count in it (bin 0, rank nd when the counts total less than nd: lens over max_len) */
+template <int RMAX> __device__ __forceinline__ void find_bin(const int (&c)[RMAX], int R, int top, int nd, int *sc)
+{
+	int sum = 0;
+#pragma unroll
+	for (int i = 0; i < RMAX; i++)
+		sum += i < R ? c[i] : 0;
+	int total;
+	int before = block_scan(sum, &total, sc);
+	if (threadIdx.x == 0)
+		sc[32] = 0, sc[33] = nd, sc[34] = 0, sc[35] = 0;
+	__syncthreads();
+#pragma unroll
+	for (int i = 0; i < RMAX; i++) {
+		if (i < R && before < nd && nd <= before + c[i])
+			sc[32] = top - R * (int)threadIdx.x - i, sc[33] = nd - before, sc[34] = before, sc[35] = c[i];
+		before += i < R ? c[i] : 0;
+	}
+	__syncthreads();
 }
 
 /* ---- 1. label build ---- */
@@ -407,49 +430,92 @@ __global__ void __launch_bounds__(256) ds_score_kernel(const uint16_t *__restric
 
 /* ---- 3. exact top-k ---- */
 
-/* radix pass over the list entries whose key matches prefix in the bits above shift: digit (10 bits at shift)
- * holding the need-th largest; need is reduced by the entries of larger digits */
-__device__ void radix_pass(const uint32_t *ckey, bool insm, int n1, uint32_t prefix, int prefix_shift, int shift, int *need,
-			   uint32_t *digit, uint32_t *h, int *sc)
+/* histogram h (1 << nbits counters) of the digit at shift over the n keys (global memory, or shared when insm)
+ * whose bits above pshift equal prefix (pshift 32: all keys) */
+__device__ void radix_hist(const uint32_t *ckey, bool insm, int n, uint32_t prefix, int pshift, int shift, int nbits,
+			   uint32_t *h)
 {
-	for (int i = threadIdx.x; i < 1024; i += blockDim.x)
+	const uint32_t dmask = (1u << nbits) - 1u;
+	for (int i = threadIdx.x; i < 1 << nbits; i += blockDim.x)
 		h[i] = 0;
 	__syncthreads();
-	for (int base = threadIdx.x; base < n1; base += blockDim.x * 8) {
+	for (int base = threadIdx.x; base < n; base += blockDim.x * 8) {
 		uint32_t k[8]; /* eight loads in flight before the atomics */
 #pragma unroll
 		for (int i = 0; i < 8; i++) {
 			int p = base + i * blockDim.x;
-			k[i] = p < n1 ? (insm ? ckey[p] : __ldcg(ckey + p)) : 0u;
+			k[i] = p < n ? (insm ? ckey[p] : __ldcg(ckey + p)) : 0u;
 		}
 #pragma unroll
 		for (int i = 0; i < 8; i++)
-			if (base + i * (int)blockDim.x < n1 && (k[i] >> prefix_shift) == prefix)
-				atomicAdd(&h[(k[i] >> shift) & 1023u], 1u);
+			if (base + i * (int)blockDim.x < n && (pshift >= 32 || (k[i] >> pshift) == prefix))
+				atomicAdd(&h[(k[i] >> shift) & dmask], 1u);
 	}
 	__syncthreads();
-	/* descending digits: thread t owns digits 1023 - R*t .. 1024 - R*(t+1), R = 1024 / blockDim */
-	constexpr int R = 1024 / SEL_THREADS;
-	int c[R], sum = 0;
+}
+
+/* radix pass: the digit holding the need-th largest of those keys (radix_hist); need becomes the rank within it.
+ * 1 << nbits is at least blockDim.x and at most 8 blockDim.x */
+__device__ void radix_pass(const uint32_t *ckey, bool insm, int n, uint32_t prefix, int pshift, int shift, int nbits,
+			   int *need, uint32_t *digit, uint32_t *h, int *sc)
+{
+	radix_hist(ckey, insm, n, prefix, pshift, shift, nbits, h);
+	const int nb = 1 << nbits, R = nb / (int)blockDim.x;
+	int c[8];
 #pragma unroll
-	for (int i = 0; i < R; i++)
-		sum += (c[i] = (int)h[1023 - R * threadIdx.x - i]);
-	int total;
-	int before = block_scan(sum, &total, sc);
-	int nd = *need;
-	__syncthreads();
-#pragma unroll
-	for (int i = 0; i < R; i++) {
-		if (before < nd && nd <= before + c[i]) {
-			sc[32] = 1023 - R * threadIdx.x - i;
-			sc[33] = nd - before;
-		}
-		before += c[i];
-	}
-	__syncthreads();
+	for (int i = 0; i < 8; i++)
+		c[i] = i < R ? (int)h[nb - 1 - R * threadIdx.x - i] : 0;
+	find_bin(c, R, nb - 1, *need, sc);
 	*digit = (uint32_t)sc[32];
 	*need = sc[33];
 	__syncthreads();
+}
+
+/* ordered pass over n list entries (keys kk, tokens ki[p], or base + p when ki is NULL): writes key > T, or
+ * key == T among the first m ties, at out[nout ...] (never at k or past it); returns the entries taken */
+__device__ int ordered_take(const uint32_t *kk, const int32_t *ki, int base, int n, uint32_t T, int m, int kb,
+			    int32_t *out, int nout, int *sc)
+{
+	enum { ITEMS = 8 };
+	int eqc = 0, taken = 0;
+	for (int tile = 0; tile < n; tile += blockDim.x * ITEMS) {
+		int i0 = tile + threadIdx.x * ITEMS;
+		uint32_t keys[ITEMS];
+		int ne = 0;
+#pragma unroll
+		for (int i = 0; i < ITEMS; i++) {
+			keys[i] = i0 + i < n ? kk[i0 + i] : 0u;
+			ne += (i0 + i < n && keys[i] == T);
+		}
+		int etot;
+		int erank = eqc + block_scan(ne, &etot, sc);
+		int take = 0;
+		unsigned takemask = 0;
+#pragma unroll
+		for (int i = 0; i < ITEMS; i++) {
+			if (i0 + i >= n)
+				continue;
+			int tk = keys[i] > T;
+			if (keys[i] == T)
+				tk = erank++ < m;
+			if (tk) {
+				takemask |= 1u << i;
+				take++;
+			}
+		}
+		int ttot;
+		int pos = nout + taken + block_scan(take, &ttot, sc);
+#pragma unroll
+		for (int i = 0; i < ITEMS; i++)
+			if (takemask & (1u << i)) {
+				if (pos < kb) /* always, unless the counts were wrong (a corrupted histogram, lens over max_len) */
+					out[pos] = ki ? ki[i0 + i] : base + i0 + i;
+				pos++;
+			}
+		eqc += etot;
+		taken += ttot;
+	}
+	return taken;
 }
 
 /* 3a. filter, grid (chunks, U), 256 threads: every block keeps the tokens of its chunk with bin >= b* (b* found by
@@ -584,51 +650,13 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
 	/* exact k-th key T inside bin b*, and the number m of ties at T to take */
 	int need = kb - above;
 	uint32_t d1, d0;
-	radix_pass(kk, insm, n1, bstar, 20, 10, &need, &d1, h, sc);
-	radix_pass(kk, insm, n1, (bstar << 10) | d1, 10, 0, &need, &d0, h, sc);
+	radix_pass(kk, insm, n1, bstar, 20, 10, 10, &need, &d1, h, sc);
+	radix_pass(kk, insm, n1, (bstar << 10) | d1, 10, 0, 10, &need, &d0, h, sc);
 	const uint32_t T = (bstar << 20) | (d1 << 10) | d0;
 	const int m = need;
 
 	/* ordered pass over the list: key > T, or key == T among the first m ties */
-	int32_t *out = idx + (size_t)u * kcap;
-	int eqc = 0, nout = 0;
-	for (int tile = 0; tile < n1; tile += SEL_THREADS * SEL_ITEMS) {
-		int i0 = tile + tid * SEL_ITEMS;
-		uint32_t keys[SEL_ITEMS];
-		int ne = 0;
-#pragma unroll
-		for (int i = 0; i < SEL_ITEMS; i++) {
-			keys[i] = i0 + i < n1 ? kk[i0 + i] : 0u;
-			ne += (i0 + i < n1 && keys[i] == T);
-		}
-		int etot;
-		int erank = eqc + block_scan(ne, &etot, sc);
-		int take = 0;
-		unsigned takemask = 0;
-#pragma unroll
-		for (int i = 0; i < SEL_ITEMS; i++) {
-			if (i0 + i >= n1)
-				continue;
-			int tk = keys[i] > T;
-			if (keys[i] == T)
-				tk = erank++ < m;
-			if (tk) {
-				takemask |= 1u << i;
-				take++;
-			}
-		}
-		int ttot;
-		int pos = nout + block_scan(take, &ttot, sc);
-#pragma unroll
-		for (int i = 0; i < SEL_ITEMS; i++)
-			if (takemask & (1u << i)) {
-				if (pos < kb) /* always, unless the histogram was not zero at the call */
-					out[pos] = ki[i0 + i];
-				pos++;
-			}
-		eqc += etot;
-		nout += ttot;
-	}
+	const int nout = ordered_take(kk, ki, 0, n1, T, m, kb, idx + (size_t)u * kcap, 0, sc);
 	if (tid == 0) {
 		nsel[u] = nout < kb ? nout : kb;
 		if (nout != kb) /* a wrong selection is bounded above, and counted for fpk_ds_workspace_faults */
@@ -651,7 +679,7 @@ __global__ void __launch_bounds__(SEL_THREADS) ds_select_kernel(uint32_t *__rest
  * keys instead (cs_pass) and every block writes its part of the list at its offset. Each exchange waits
  * microseconds under the memory load of the scoring, which is why cs_plan takes this path only when all clusters
  * are resident at once. Same scores (ldot, the C twin's fmaf order) and rule as the split path: same selection. */
-enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_ITEMS = 8, CS_CAP = 2048, CS_MINB = 3 };
+enum { CS_THREADS = 256, CS_BINS = 2048, CS_TPB_MAX = 8192, CS_CL_MAX = 16, CS_CAP = 2048, CS_MINB = 3 };
 
 /* dynamic shared memory of the fused kernel: keys (tpb), the selection and tie bitmaps of the unit (cl * tpb bits
  * each) and the gathered candidates of bin b* (CS_CAP keys and tokens) */
@@ -664,17 +692,8 @@ __device__ void cs_pass(cg::cluster_group &cl, const uint32_t *keys, int n, uint
 			int nbits, bool built, int *need, uint32_t *digit, uint32_t *hist, uint32_t *tot, int *sc)
 {
 	const int nb = 1 << nbits, CL = (int)cl.num_blocks(), rank = (int)cl.block_rank(), tid = threadIdx.x;
-	const uint32_t dmask = (uint32_t)nb - 1u;
-	if (!built) {
-		for (int i = tid; i < nb; i += CS_THREADS)
-			hist[i] = 0;
-		__syncthreads();
-		for (int i = tid; i < n; i += CS_THREADS) {
-			uint32_t k = keys[i];
-			if (pshift >= 32 || (k >> pshift) == prefix)
-				atomicAdd(&hist[(k >> shift) & dmask], 1u);
-		}
-	}
+	if (!built)
+		radix_hist(keys, true, n, prefix, pshift, shift, nbits, hist);
 	cl.sync(); /* every block's histogram complete */
 	const int S = nb / CL; /* bins [rank*S, rank*S + S) are this block's to sum */
 	for (int i = tid; i < S; i += CS_THREADS) {
@@ -688,75 +707,14 @@ __device__ void cs_pass(cg::cluster_group &cl, const uint32_t *keys, int n, uint
 		tot[i] = s;
 	}
 	cl.sync(); /* every slice summed */
-	/* descending digits: thread t owns R digits from nb-1-R*t down */
 	const int R = nb / CS_THREADS;
-	int c[CS_BINS / CS_THREADS], sum = 0;
+	int c[CS_BINS / CS_THREADS];
 #pragma unroll
 	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
 		int bin = nb - 1 - R * tid - i;
 		c[i] = i < R ? (int)cl.map_shared_rank(tot, bin / S)[bin % S] : 0;
-		sum += c[i];
 	}
-	int total;
-	int before = block_scan(sum, &total, sc);
-	const int nd = *need;
-	if (tid == 0) {
-		sc[32] = 0; /* not found (only with a count below need: lens over max_len) */
-		sc[33] = nd;
-	}
-	__syncthreads();
-#pragma unroll
-	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
-		if (i < R && before < nd && nd <= before + c[i]) {
-			sc[32] = nb - 1 - R * tid - i;
-			sc[33] = nd - before;
-		}
-		before += c[i];
-	}
-	__syncthreads();
-	*digit = (uint32_t)sc[32];
-	*need = sc[33];
-	__syncthreads();
-}
-/* the same pass over a list in this block's shared memory (rank 0's gathered candidates) */
-__device__ void cs_local_pass(const uint32_t *ck, int n, uint32_t prefix, int pshift, int shift, int nbits, int *need,
-			      uint32_t *digit, uint32_t *hist, int *sc)
-{
-	const int nb = 1 << nbits, tid = threadIdx.x;
-	const uint32_t dmask = (uint32_t)nb - 1u;
-	for (int i = tid; i < nb; i += CS_THREADS)
-		hist[i] = 0;
-	__syncthreads();
-	for (int i = tid; i < n; i += CS_THREADS) {
-		uint32_t k = ck[i];
-		if ((k >> pshift) == prefix)
-			atomicAdd(&hist[(k >> shift) & dmask], 1u);
-	}
-	__syncthreads();
-	const int R = nb / CS_THREADS;
-	int c[CS_BINS / CS_THREADS], sum = 0;
-#pragma unroll
-	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
-		c[i] = i < R ? (int)hist[nb - 1 - R * tid - i] : 0;
-		sum += c[i];
-	}
-	int total;
-	int before = block_scan(sum, &total, sc);
-	const int nd = *need;
-	if (tid == 0) {
-		sc[32] = 0;
-		sc[33] = nd;
-	}
-	__syncthreads();
-#pragma unroll
-	for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
-		if (i < R && before < nd && nd <= before + c[i]) {
-			sc[32] = nb - 1 - R * tid - i;
-			sc[33] = nd - before;
-		}
-		before += c[i];
-	}
-	__syncthreads();
+	find_bin(c, R, nb - 1, *need, sc);
 	*digit = (uint32_t)sc[32];
 	*need = sc[33];
 	__syncthreads();
@@ -860,25 +818,14 @@ __global__ void __launch_bounds__(CS_THREADS, CS_MINB) ds_scsel_kernel(const uin
 			atomicAdd(tot0 + i, hist[i]);
 	cl.sync();
 	if (rank == 0) {
-		int c[CS_BINS / CS_THREADS], sum = 0;
+		int c[CS_BINS / CS_THREADS];
 #pragma unroll
 		for (int i = 0; i < CS_BINS / CS_THREADS; i++)
-			sum += (c[i] = (int)tot[CS_BINS - 1 - (CS_BINS / CS_THREADS) * tid - i]);
-		int total;
-		int before = block_scan(sum, &total, sc);
-		if (tid == 0)
-			sc[34] = 0, sc[35] = 0, sc[36] = 0;
-		__syncthreads();
-#pragma unroll
-		for (int i = 0; i < CS_BINS / CS_THREADS; i++) {
-			if (before < kb && kb <= before + c[i])
-				sc[34] = CS_BINS - 1 - (CS_BINS / CS_THREADS) * tid - i, sc[35] = before, sc[36] = c[i];
-			before += c[i];
-		}
-		__syncthreads();
+			c[i] = (int)tot[CS_BINS - 1 - (CS_BINS / CS_THREADS) * tid - i];
+		find_bin(c, CS_BINS / CS_THREADS, CS_BINS - 1, kb, sc);
 		if (tid < CL) {
 			int *cr = cl.map_shared_rank(ctl, tid);
-			cr[0] = sc[34], cr[1] = sc[35], cr[3] = sc[36];
+			cr[0] = sc[32], cr[1] = sc[34], cr[3] = sc[35];
 		}
 	}
 	cl.sync();
@@ -918,8 +865,8 @@ __global__ void __launch_bounds__(CS_THREADS, CS_MINB) ds_scsel_kernel(const uin
 		/* rank 0: the exact k-th key T among the candidates, the ties at T to take (lowest tokens first) */
 		int need = kb - above;
 		uint32_t e1, e0;
-		cs_local_pass(ckey, inbin, bstar, 21, 10, 11, &need, &e1, hist, sc);
-		cs_local_pass(ckey, inbin, (bstar << 11) | e1, 10, 0, 10, &need, &e0, hist, sc);
+		radix_pass(ckey, true, inbin, bstar, 21, 10, 11, &need, &e1, hist, sc);
+		radix_pass(ckey, true, inbin, (bstar << 11) | e1, 10, 0, 10, &need, &e0, hist, sc);
 		const uint32_t T = (bstar << 21) | (e1 << 10) | e0;
 		const int m = need;
 		for (int i = tid; i < inbin; i += CS_THREADS) {
@@ -1009,51 +956,7 @@ __global__ void __launch_bounds__(CS_THREADS, CS_MINB) ds_scsel_kernel(const uin
 	cl.sync(); /* no block leaves (its shared memory) while another still reads its counts */
 
 	/* ordered output of this block's tokens at its offset in the unit's list */
-	int32_t *out = idx + (size_t)u * kcap;
-	int erank = 0, nout = off;
-	for (int tile = 0; tile < n; tile += CS_THREADS * CS_ITEMS) {
-		const int i0 = tile + tid * CS_ITEMS;
-		uint32_t kx[CS_ITEMS];
-		if (i0 + CS_ITEMS <= n) {
-			uint4 a = *reinterpret_cast<const uint4 *>(keys + i0), c = *reinterpret_cast<const uint4 *>(keys + i0 + 4);
-			kx[0] = a.x, kx[1] = a.y, kx[2] = a.z, kx[3] = a.w, kx[4] = c.x, kx[5] = c.y, kx[6] = c.z, kx[7] = c.w;
-		} else {
-#pragma unroll
-			for (int i = 0; i < CS_ITEMS; i++)
-				kx[i] = i0 + i < n ? keys[i0 + i] : 0u;
-		}
-		int ne = 0;
-#pragma unroll
-		for (int i = 0; i < CS_ITEMS; i++)
-			ne += (i0 + i < n && kx[i] == T);
-		int et;
-		int er = erank + block_scan(ne, &et, sc);
-		int take = 0;
-		unsigned tm = 0;
-#pragma unroll
-		for (int i = 0; i < CS_ITEMS; i++) {
-			if (i0 + i >= n)
-				continue;
-			int tk = kx[i] > T;
-			if (kx[i] == T)
-				tk = er++ < quota;
-			if (tk) {
-				tm |= 1u << i;
-				take++;
-			}
-		}
-		int tt;
-		int pos = nout + block_scan(take, &tt, sc);
-#pragma unroll
-		for (int i = 0; i < CS_ITEMS; i++)
-			if (tm & (1u << i)) {
-				if (pos < kb) /* always, unless lens[b] was over max_len */
-					out[pos] = t0 + i0 + i;
-				pos++;
-			}
-		erank += et;
-		nout += tt;
-	}
+	ordered_take(keys, nullptr, t0, n, T, quota, kb, idx + (size_t)u * kcap, off, sc);
 	if (rank == 0 && tid == 0) {
 		nsel[u] = total < kb ? total : kb;
 		if (total != kb) /* a wrong selection is bounded above, and counted for fpk_ds_workspace_faults */
@@ -1377,6 +1280,23 @@ static cs_fn cs_kernel(int fmt, int vw)
 				      : fmt == FPK_DS_LABEL_Q8 ? cs_pick<FPK_DS_LABEL_Q8>(vw) : cs_pick<FPK_DS_LABEL_Q4>(vw);
 }
 
+/* the fused kernel's launch: grid (cl, units), clusters of cl blocks, cs_smem of dynamic shared memory */
+static void cs_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute *at, int cl, int units, int tpb, cudaStream_t st)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	memset(at, 0, sizeof(*at));
+	cfg->gridDim = dim3(cl, units);
+	cfg->blockDim = dim3(CS_THREADS);
+	cfg->dynamicSmemBytes = cs_smem(cl, tpb);
+	cfg->stream = st;
+	at->id = cudaLaunchAttributeClusterDimension;
+	at->val.clusterDim.x = cl;
+	at->val.clusterDim.y = 1;
+	at->val.clusterDim.z = 1;
+	cfg->attrs = at;
+	cfg->numAttrs = 1;
+}
+
 /* sm_90: the fused kernels may take the shared memory of CS_TPB_MAX keys and clusters of 16 blocks; how many
  * clusters of each size (with this workspace's keys per block) can be resident at once is asked once (csfit) */
 static int cs_setup(fpk_ds_workspace *ws)
@@ -1394,17 +1314,9 @@ static int cs_setup(fpk_ds_workspace *ws)
 		ws->csfit[i] = 0;
 		if (tpb > CS_TPB_MAX)
 			continue;
-		cudaLaunchConfig_t cfg = {};
-		cudaLaunchAttribute at[1];
-		cfg.gridDim = dim3(cl, 1);
-		cfg.blockDim = dim3(CS_THREADS);
-		cfg.dynamicSmemBytes = cs_smem(cl, tpb);
-		at[0].id = cudaLaunchAttributeClusterDimension;
-		at[0].val.clusterDim.x = cl;
-		at[0].val.clusterDim.y = 1;
-		at[0].val.clusterDim.z = 1;
-		cfg.attrs = at;
-		cfg.numAttrs = 1;
+		cudaLaunchConfig_t cfg;
+		cudaLaunchAttribute at;
+		cs_config(&cfg, &at, cl, 1, tpb, NULL);
 		if (cudaOccupancyMaxActiveClusters(&ncl, cs_kernel(FPK_DS_LABEL_16, 16), &cfg) == cudaSuccess)
 			ws->csfit[i] = ncl;
 		(void)cudaGetLastError(); /* a refusal is an answer (0 clusters), not an error */
@@ -1440,18 +1352,9 @@ static int launch_scsel(int cl, int tpb, int U, int vw, cudaStream_t st, const f
 			fpk_ds_workspace *ws, int LH, int rb)
 {
 	const fpk_ds_shape *s = &p->shape;
-	cudaLaunchConfig_t cfg = {};
-	cudaLaunchAttribute at[1];
-	cfg.gridDim = dim3(cl, U);
-	cfg.blockDim = dim3(CS_THREADS);
-	cfg.dynamicSmemBytes = cs_smem(cl, tpb);
-	cfg.stream = st;
-	at[0].id = cudaLaunchAttributeClusterDimension;
-	at[0].val.clusterDim.x = cl;
-	at[0].val.clusterDim.y = 1;
-	at[0].val.clusterDim.z = 1;
-	cfg.attrs = at;
-	cfg.numAttrs = 1;
+	cudaLaunchConfig_t cfg;
+	cudaLaunchAttribute at;
+	cs_config(&cfg, &at, cl, U, tpb, st);
 	FPK_CU(cudaLaunchKernelEx(&cfg, cs_kernel(p->cfg.fmt, vw), (const uint16_t *)p->q, p->lens, p->cfg.ch,
 				  (const uint8_t *)p->labels, (const uint16_t *)p->scales, ws->idx, ws->nsel, ws->fault,
 				  s->heads, s->kv_heads, LH, s->head_dim, s->max_len, p->cfg.r, rb, p->sel_per_head,
