@@ -1298,16 +1298,20 @@ static void cs_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute *at, int cl, 
 }
 
 /* sm_90: the fused kernels may take the shared memory of CS_TPB_MAX keys and clusters of 16 blocks; how many
- * clusters of each size (with this workspace's keys per block) can be resident at once is asked once (csfit) */
-static int cs_setup(fpk_ds_workspace *ws)
+ * clusters of each size (with this workspace's keys per block) can be resident at once is asked once (csfit).
+ * A GPU that refuses either attribute keeps csfit at 0: the split path, not a failed workspace. */
+static void cs_setup(fpk_ds_workspace *ws)
 {
 	const int fmts[3] = {FPK_DS_LABEL_16, FPK_DS_LABEL_Q8, FPK_DS_LABEL_Q4}, vws[3] = {16, 8, 4};
 	for (int i = 0; i < 3; i++)
 		for (int j = 0; j < 3; j++) {
 			cs_fn fn = cs_kernel(fmts[i], vws[j]);
-			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-						    (int)cs_smem(CS_CL_MAX, CS_TPB_MAX)));
-			FPK_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+			if (cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+						 (int)cs_smem(CS_CL_MAX, CS_TPB_MAX)) != cudaSuccess ||
+			    cudaFuncSetAttribute(fn, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
+				(void)cudaGetLastError(); /* a GPU that refuses: csfit stays 0, the split path runs */
+				return;
+			}
 		}
 	for (int i = 0, cl = 1; i < 5; i++, cl *= 2) {
 		int tpb = ((ws->shape.max_len + cl - 1) / cl + 31) & ~31, ncl = 0;
@@ -1321,7 +1325,6 @@ static int cs_setup(fpk_ds_workspace *ws)
 			ws->csfit[i] = ncl;
 		(void)cudaGetLastError(); /* a refusal is an answer (0 clusters), not an error */
 	}
-	return 0;
 }
 
 /* the fused score + select plan for U units: the cluster size (0: the split path) and the keys per block.
@@ -1389,8 +1392,8 @@ extern "C" int fpk_ds_workspace_new(const fpk_ds_shape *s, int max_topk, fpk_ds_
 	} while (0)
 	if ((rc = device_sms(&ws->sms, &ws->cc_major)))
 		goto done;
-	if (ws->cc_major >= 9 && (rc = cs_setup(ws)))
-		goto done;
+	if (ws->cc_major >= 9)
+		cs_setup(ws);
 	if (cudaFuncSetAttribute(ds_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SEL_LIST * 8) !=
 	    cudaSuccess) {
 		rc = fpk_error_set(FPK_EGPU, "ds workspace: the selection kernel cannot get %d bytes of shared memory",
